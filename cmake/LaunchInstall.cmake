@@ -1,0 +1,33 @@
+# Installs the headers, both libraries, a CMake package (launch::launch,
+# launch::launch_c) with a version file, and launch.pc.
+include(CMakePackageConfigHelpers)
+
+set(LAUNCH_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/launch)
+set(_launch_targets launch)
+if(TARGET launch_c)
+  list(APPEND _launch_targets launch_c)
+endif()
+
+install(TARGETS ${_launch_targets} EXPORT launchTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY include/launch DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT launchTargets NAMESPACE launch:: DESTINATION ${LAUNCH_CMAKE_DIR})
+# Build-tree export, for add_subdirectory/FetchContent users.
+export(EXPORT launchTargets NAMESPACE launch::
+       FILE ${PROJECT_BINARY_DIR}/launchTargets.cmake)
+
+configure_package_config_file(cmake/launchConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/launchConfig.cmake INSTALL_DESTINATION ${LAUNCH_CMAKE_DIR})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/launchConfigVersion.cmake
+  COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/launchConfig.cmake
+              ${PROJECT_BINARY_DIR}/launchConfigVersion.cmake
+        DESTINATION ${LAUNCH_CMAKE_DIR})
+
+# pkg-config: directories relative to ${prefix}, so the tree can move.
+set(LAUNCH_PC_LIBDIR "\${exec_prefix}/${CMAKE_INSTALL_LIBDIR}")
+set(LAUNCH_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+configure_file(cmake/launch.pc.in ${PROJECT_BINARY_DIR}/launch.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/launch.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

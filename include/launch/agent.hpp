@@ -1,0 +1,106 @@
+// launch — the agent: polls its queues in turn, never runs more than
+// `max_jobs` jobs at once, builds an image when the runner needs one,
+// resolves the resource config (template.hpp), submits to the queue's
+// runner, follows each run to its end and reports every transition.
+//
+// Configured like W&B Launch's agent: launch-config.yaml (same keys), then
+// the environment (LAUNCH_ENTITY, LAUNCH_MAX_JOBS), then flags.
+//
+// Embedding: run() blocks until the agent has stopped; step() does one turn
+// for a host's own loop. stop() may be called from another thread or a
+// signal handler.
+#ifndef LAUNCH_AGENT_HPP
+#define LAUNCH_AGENT_HPP
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launch/builder.hpp"
+#include "launch/export.h"
+#include "launch/job.hpp"
+#include "launch/transport.hpp"
+
+namespace launch {
+
+// launch-config.yaml. The first block is W&B Launch's keys; the second is
+// launch's own.
+struct LAUNCH_EXPORT AgentConfig {
+  std::string entity;
+  std::vector<std::string> queues;  // "name" or "entity/name"
+  int max_jobs = 1;                 // -1: unlimited
+  int max_schedulers = 1;
+  bool secure_mode = false;
+  int verbosity = 0;
+  int stopped_run_timeout = 60;  // seconds a cancelled run gets before SIGKILL
+  BuilderConfig builder;         // `builder` and `registry`
+  std::string environment_type;  // `environment.type`: aws | gcp | azure
+  std::string environment_region;
+
+  std::string queue_uri;         // `queue_uri`: transport; "" = default_transport_uri()
+  std::string launch_home;       // `launch_home`; "" = launch_home()
+  int gpus = -1;                 // `gpus`: GPU pool size; -1 = detect (nvidia-smi -L)
+  std::string log_format = "text";  // `log_format`: text | json
+
+  // Parses launch-config.yaml text. Unknown keys and wrong types are
+  // Errc::invalid naming `source` and the key.
+  static AgentConfig from_yaml(const std::string& text, const std::string& source);
+  // Reads and parses a file (Errc::io when unreadable).
+  static AgentConfig from_file(const std::string& path);
+  // ~/.config/launch/launch-config.yaml
+  static std::string default_path();
+  // Applies LAUNCH_ENTITY and LAUNCH_MAX_JOBS from the environment.
+  void apply_environment();
+  void validate() const;
+};
+
+// One transition of one job, as the agent saw it.
+struct JobEvent {
+  std::string item_id;
+  QueueRef queue;
+  ItemState state = ItemState::pending;  // the state the item entered
+  std::string run_id;
+  std::optional<int> exit_code;
+  std::string message;  // the error or warning, when there is one
+};
+
+enum class StopMode {
+  drain,   // stop claiming; let running jobs finish
+  cancel,  // stop claiming; cancel running jobs and put their items back
+};
+
+class LAUNCH_EXPORT Agent {
+ public:
+  Agent(AgentConfig config, std::shared_ptr<Transport> transport);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Called on the agent's thread for every transition it reports.
+  void on_event(std::function<void(const JobEvent&)> callback);
+
+  // Registers the agent and loops until it has stopped and has no run left.
+  void run();
+  // One turn: claims what it may, follows its runs, heartbeats, waiting at
+  // most `timeout` for something to happen. Returns false once the agent
+  // has stopped and has no run left.
+  bool step(std::chrono::milliseconds timeout);
+  // Async-signal-safe: only sets a flag and wakes the loop. A second
+  // drain, or cancel, escalates.
+  void stop(StopMode mode);
+
+  const std::string& id() const;
+  int running_jobs() const;
+  const AgentConfig& config() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace launch
+
+#endif

@@ -1,0 +1,16 @@
+// launch — everything of the C++ API in one include.
+#ifndef LAUNCH_LAUNCH_HPP
+#define LAUNCH_LAUNCH_HPP
+
+#include "launch/agent.hpp"
+#include "launch/builder.hpp"
+#include "launch/error.hpp"
+#include "launch/job.hpp"
+#include "launch/log.hpp"
+#include "launch/queue.hpp"
+#include "launch/runner.hpp"
+#include "launch/template.hpp"
+#include "launch/transport.hpp"
+#include "launch/version.hpp"
+
+#endif

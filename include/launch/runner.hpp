@@ -1,0 +1,103 @@
+// launch — runners: one per resource type. A runner takes a resolved job and
+// starts it on its target (a local process, a container, a Kubernetes Job…),
+// returning a Run handle the agent follows to its end.
+//
+// Built in: "local-process" (and, when built with them, "local-container",
+// "kubernetes", ...). Users register their own under a resource name; a
+// queue whose `resource` is that name hands its jobs to it.
+#ifndef LAUNCH_RUNNER_HPP
+#define LAUNCH_RUNNER_HPP
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launch/export.h"
+#include "launch/job.hpp"
+#include "launch/queue.hpp"
+
+namespace launch {
+
+// Everything a runner needs, already resolved by the agent.
+struct ResolvedJob {
+  QueueItem item;
+  QueueDef queue;
+  std::string config = "{}";  // the resource config: templates filled, resource_args
+                              // merged, macros expanded, secure-mode checked
+  std::string image;          // the image to run (container runners); may be empty
+  std::vector<std::string> argv;  // entry_point + args; empty: the image's default
+  // LAUNCH_RUN_ID, LAUNCH_ITEM_ID, LAUNCH_QUEUE, LAUNCH_ENTITY, LAUNCH_AUTHOR,
+  // LAUNCH_RESUME_COUNT, LAUNCH_CONFIG, then the job's env. A runner adds the
+  // `env` of its config beneath the job's (the job wins).
+  std::map<std::string, std::string> env;
+  // Where the run's output goes: stdout.log and stderr.log (build.log is the
+  // builder's). Created by the agent.
+  std::string log_dir;
+  std::string agent_id;
+  std::vector<int> gpus;  // devices handed out by the agent for this run
+};
+
+enum class RunPhase { running, finished, failed, stopped, preempted };
+LAUNCH_EXPORT const char* to_string(RunPhase p);
+
+struct RunStatus {
+  RunPhase phase = RunPhase::running;
+  std::optional<int> exit_code;  // when the target reports one
+  std::string message;           // why it failed / was stopped / preempted
+};
+
+// One started run. Not thread-safe: the agent calls it from one thread.
+class LAUNCH_EXPORT Run {
+ public:
+  virtual ~Run();
+  // The target's name for it: a pid, a container id, a Job name.
+  virtual std::string id() const = 0;
+  // Non-blocking: where the run is now.
+  virtual RunStatus poll() = 0;
+  // Asks the run to stop: SIGTERM, then SIGKILL after `grace` (or the
+  // target's own equivalent). poll() reports `stopped` once it has.
+  virtual void cancel(std::chrono::milliseconds grace) = 0;
+  // A descriptor that becomes readable when poll() may return something
+  // new, so the agent can sleep in poll(2). -1: the agent polls on a timer.
+  virtual int wait_fd() const { return -1; }
+  // Blocks until the run has ended or `timeout` passed; returns poll().
+  RunStatus wait(std::chrono::milliseconds timeout);
+};
+
+class LAUNCH_EXPORT Runner {
+ public:
+  virtual ~Runner();
+  // Starts the job. Throws launch::Error: Errc::invalid for a config this
+  // runner refuses (naming the option), anything else for a target failure.
+  virtual std::unique_ptr<Run> submit(const ResolvedJob& job) = 0;
+  // Finds a run that an earlier agent started for `item` (containers and
+  // Jobs carry the item id in a label), or nullptr.
+  virtual std::unique_ptr<Run> reattach(const QueueItem& item, const QueueDef& queue);
+  // True when jobs need a container image (the agent builds one first).
+  virtual bool needs_image() const { return false; }
+};
+
+// What a runner factory may look at: the agent's settings that concern it.
+struct RunnerContext {
+  std::string launch_home;
+  std::string agent_id;
+  std::string environment_type;  // aws | gcp | azure | ""
+  std::string region;
+  std::string registry_uri;
+};
+
+using RunnerFactory = std::function<std::unique_ptr<Runner>(const RunnerContext&)>;
+// Registers (or replaces) the runner for resource `name`. Thread-safe.
+LAUNCH_EXPORT void register_runner(const std::string& name, RunnerFactory factory);
+// Errc::not_found naming the resource when nothing is registered for it.
+LAUNCH_EXPORT std::unique_ptr<Runner> make_runner(const std::string& name,
+                                                  const RunnerContext& context);
+LAUNCH_EXPORT std::vector<std::string> runner_names();
+
+}  // namespace launch
+
+#endif

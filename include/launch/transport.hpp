@@ -1,0 +1,158 @@
+// launch — transports: where queues and their items live.
+//
+// A transport is chosen by URI and every one behaves the same (one
+// conformance suite runs against all of them):
+//
+//   memory://                 in-process, for embedding and tests
+//   sqlite:///path/launch.db  the embedded default, shared by every process
+//                             on one machine (WAL mode)
+//   postgres://...            many agents on many machines
+//
+// Users add their own scheme with register_transport().
+//
+// Thread safety: a Transport may be used from several threads at once.
+#ifndef LAUNCH_TRANSPORT_HPP
+#define LAUNCH_TRANSPORT_HPP
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launch/export.h"
+#include "launch/job.hpp"
+#include "launch/queue.hpp"
+
+namespace launch {
+
+struct ItemFilter {
+  std::optional<QueueRef> queue;
+  std::optional<ItemState> state;
+  std::string agent_id;  // empty: any
+  std::size_t limit = 0;  // 0: all; otherwise the newest `limit`
+};
+
+enum class AgentStatus { polling, running, stopped };
+LAUNCH_EXPORT const char* to_string(AgentStatus s);
+LAUNCH_EXPORT AgentStatus parse_agent_status(const std::string& text);
+
+// What an agent says of itself when it registers and heartbeats.
+struct AgentRecord {
+  std::string id;
+  std::string host;
+  int pid = 0;
+  std::string version;
+  std::string entity;
+  std::vector<std::string> queues;  // "entity/name"
+  AgentStatus status = AgentStatus::polling;
+  int max_jobs = 1;
+  int running_jobs = 0;
+  std::int64_t started_at = 0;
+  std::int64_t last_seen = 0;
+};
+
+// The answer to a heartbeat: items whose cancel was requested (the agent
+// must stop their runs and report stopped), and items this agent no longer
+// holds (its lease expired and the item moved on: the agent must drop them).
+struct HeartbeatReply {
+  std::vector<std::string> cancel;
+  std::vector<std::string> lost;
+};
+
+// Why an agent hands an item back to pending.
+enum class Requeue {
+  released,   // the agent is shutting down (second SIGTERM); attempt kept
+  preempted,  // the target evicted the run; resume_count+1, at most 5
+};
+
+class LAUNCH_EXPORT Transport {
+ public:
+  Transport() = default;
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+  virtual ~Transport();
+
+  virtual std::string uri() const = 0;
+
+  // --- queues
+  virtual void create_queue(const QueueDef& queue) = 0;  // Errc::exists
+  virtual QueueDef get_queue(const QueueRef& ref) = 0;   // Errc::not_found
+  virtual std::vector<QueueDef> list_queues() = 0;
+  // Deletes the queue and its items; refused (Errc::state) while any item
+  // is claimed, running or stopping.
+  virtual void delete_queue(const QueueRef& ref) = 0;
+
+  // --- items, as a producer sees them
+  // Validates the spec against the queue (template values, priority rules)
+  // and appends it. A refused push changes nothing. Returns the item id.
+  virtual std::string push(const QueueRef& queue, const JobSpec& spec) = 0;
+  // pending -> stopped at once; claimed/running -> stopping (the owning
+  // agent learns it from its next heartbeat). Terminal: Errc::state.
+  virtual QueueItem cancel(const std::string& item_id) = 0;
+  virtual QueueItem get(const std::string& item_id) = 0;  // Errc::not_found
+  // Oldest first.
+  virtual std::vector<QueueItem> list(const ItemFilter& filter = {}) = 0;
+
+  // --- items, as an agent sees them. Each checks that `agent_id` holds the
+  // item's lease (else Errc::state) and that the transition is legal.
+  // Claims the first pending item of the given queues (highest priority,
+  // then oldest) under a lease of the queue's lease_seconds.
+  virtual std::optional<QueueItem> claim(const std::vector<QueueRef>& queues,
+                                         const std::string& agent_id) = 0;
+  virtual QueueItem start(const std::string& item_id, const std::string& agent_id,
+                          const std::string& run_id) = 0;
+  // Renews the agent's lease on `item_ids` and its registration's last_seen.
+  virtual HeartbeatReply heartbeat(const std::string& agent_id,
+                                   const std::vector<std::string>& item_ids) = 0;
+  // Exit code 0 -> finished; anything else -> failed at stage `run`.
+  virtual QueueItem finish(const std::string& item_id, const std::string& agent_id,
+                           int exit_code) = 0;
+  virtual QueueItem fail(const std::string& item_id, const std::string& agent_id,
+                         const ItemError& error,
+                         std::optional<int> exit_code = std::nullopt) = 0;
+  // The agent stopped the run of a cancelled item: stopping -> stopped.
+  virtual QueueItem stopped(const std::string& item_id, const std::string& agent_id) = 0;
+  virtual QueueItem requeue(const std::string& item_id, const std::string& agent_id,
+                            Requeue why) = 0;
+  virtual void warn(const std::string& item_id, const std::string& message) = 0;
+
+  // Puts items whose lease has expired back to pending (attempt < the
+  // queue's max_attempts) or fails them. Any agent may call it. Returns how
+  // many items it moved.
+  virtual int expire_leases() = 0;
+
+  // --- agents
+  virtual void upsert_agent(const AgentRecord& agent) = 0;
+  virtual std::vector<AgentRecord> list_agents() = 0;
+
+  // --- wake-ups. A file descriptor that becomes readable when new work may
+  // be claimable (a push, a requeue), so an agent can sleep in poll() beside
+  // its runs' descriptors. -1: none, the caller polls on a timer.
+  virtual int notify_fd() { return -1; }
+  // Clears the readiness of notify_fd() after it fired.
+  virtual void drain_notify() {}
+  // Sleeps until notify_fd() fires or `timeout` passes. True if woken.
+  bool wait_for_work(std::chrono::milliseconds timeout);
+};
+
+// Opens a transport by URI. Throws Errc::invalid for a malformed URI and
+// Errc::not_found for an unknown scheme.
+LAUNCH_EXPORT std::shared_ptr<Transport> open_transport(const std::string& uri);
+
+// Registers `factory` for "scheme://..." URIs, replacing an earlier one.
+// Thread-safe.
+using TransportFactory = std::function<std::shared_ptr<Transport>(const std::string& uri)>;
+LAUNCH_EXPORT void register_transport(const std::string& scheme, TransportFactory factory);
+
+// The URI the CLI and the agent use when nothing is configured:
+// $LAUNCH_QUEUE_URI, else sqlite://$LAUNCH_HOME/launch.db, LAUNCH_HOME
+// defaulting to ~/.local/share/launch.
+LAUNCH_EXPORT std::string default_transport_uri();
+LAUNCH_EXPORT std::string launch_home();
+
+}  // namespace launch
+
+#endif
