@@ -74,6 +74,9 @@ void walk(const json::Value& v, const std::string& path, const std::string& key)
       std::string k(m.name.GetString(), m.name.GetStringLength());
       std::string p = path.empty() ? k : path + "." + k;
       check_member(k, m.value, p, key);
+      // Environment variables, labels and annotations are data: their keys
+      // are names the user chose, not fields (an env var "pid" may be "host").
+      if (is_one_of(k, {"env", "labels", "annotations"})) continue;
       walk(m.value, p, k);
     }
   } else if (v.IsArray()) {

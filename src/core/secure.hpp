@@ -36,7 +36,8 @@ namespace launch {
 //     hook's `exec`, which runs inside the container), Docker's `entrypoint`
 //     / `Entrypoint` / `Cmd`, SageMaker's `ContainerEntrypoint`;
 //
-// then the same in the job's own `resource_args` (paths prefixed with
+// Keys inside `env`, `labels` and `annotations` are data, not fields, and
+// are not checked. Then the same in the job's own `resource_args` (paths prefixed with
 // `resource_args.`), in case `config_json` was resolved without them; and,
 // when `entry_point_overridden`, the job's `entry_point` override.
 // `resource` names the runner in messages about the entry point only.
