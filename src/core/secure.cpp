@@ -103,8 +103,8 @@ void check_secure_mode(const std::string& resource, const std::string& config_js
     json::Document d;
     json::Value ep = json::string_array(spec.entry_point, d.GetAllocator());
     throw Error(Errc::invalid,
-                fmt::format("secure_mode: entry_point override is not allowed ({}: resource {} "
-                            "runs the job's own entry point only)",
+                fmt::format("secure_mode: entry_point override is not allowed ({}: on {}, this "
+                            "agent runs only a job's own entry point)",
                             shown(ep), resource));
   }
 }
