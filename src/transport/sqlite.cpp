@@ -19,7 +19,8 @@
 //
 // Wake-ups. After committing a push, a requeue or a lease expiry back to
 // pending, a writer touches the sidecar file "<db>-wake" (futimens); every
-// transport on that file watches it with inotify, so notify_fd() turns
+// transport on that file watches it with inotify (IN_ATTRIB, and IN_MODIFY
+// for anyone who writes to it instead), so notify_fd() turns
 // readable in every process without polling. Heartbeats do not touch it.
 //
 // Thread safety: one connection behind one mutex.
@@ -407,7 +408,10 @@ void SqliteTransport::migrate() {
 
 void SqliteTransport::open_wake_file() {
   std::string wake_path = path_ + "-wake";
-  wake_fd_ = ::open(wake_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // Read-only: closing a descriptor opened for writing would itself look
+  // like a wake-up (IN_CLOSE_WRITE) to everybody; futimens needs only write
+  // permission on the file, not a writable descriptor.
+  wake_fd_ = ::open(wake_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
   if (wake_fd_ < 0) {
     throw Error(Errc::io, fmt::format("sqlite database {}: cannot open {}: {}", path_, wake_path,
                                       std::strerror(errno)));
@@ -415,7 +419,7 @@ void SqliteTransport::open_wake_file() {
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd_ < 0 ||
       ::inotify_add_watch(inotify_fd_, wake_path.c_str(),
-                          IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE) < 0) {
+                          IN_ATTRIB | IN_MODIFY) < 0) {
     throw Error(Errc::io, fmt::format("sqlite database {}: cannot watch {}: {}", path_,
                                       wake_path, std::strerror(errno)));
   }
@@ -441,15 +445,23 @@ std::string SqliteTransport::item_body(const QueueItem& item) const {
 
 QueueItem SqliteTransport::item_from_row(const Stmt& s) const {
   std::string id = std::to_string(s.int64(0));
+  // The body lacks the column fields; queue_item_from_json needs "queue",
+  // whose text (validated names) never needs escaping.
+  std::string body = s.text(7);
+  std::string queue = s.text(1);
+  if (body.size() < 2 || body[0] != '{') {
+    throw Error(Errc::io, fmt::format("sqlite database {}: item {} has a malformed body", path_,
+                                      id));
+  }
+  body.insert(1, "\"queue\":\"" + queue + (body[1] == '}' ? "\"" : "\","));
   QueueItem item;
   try {
-    item = queue_item_from_json(s.text(7));
+    item = queue_item_from_json(body);
   } catch (const Error& e) {
     throw Error(Errc::io,
                 fmt::format("sqlite database {}: item {} is unreadable: {}", path_, id, e.what()));
   }
   item.id = id;
-  item.queue = QueueRef::parse(s.text(1));
   item.state = parse_item_state(s.text(2));
   item.priority = static_cast<Priority>(s.int64(3));
   item.created_at = s.int64(4);
@@ -632,7 +644,7 @@ std::optional<QueueItem> SqliteTransport::claim(const std::vector<QueueRef>& que
 void SqliteTransport::create_queue(const QueueDef& queue) {
   queue.validate();
   QueueDef q = queue;
-  if (q.created_at == 0) q.created_at = now_ms();
+  q.created_at = now_ms();
   std::string body = to_json(q);
   std::lock_guard<std::mutex> lock(mu_);
   Txn txn(*this);
@@ -722,8 +734,8 @@ void SqliteTransport::upsert_agent(const AgentRecord& agent) {
       .bind(7, std::string(to_string(agent.status)))
       .bind(8, agent.max_jobs)
       .bind(9, agent.running_jobs)
-      .bind(10, agent.started_at ? agent.started_at : now)
-      .bind(11, now);
+      .bind(10, agent.started_at)
+      .bind(11, agent.last_seen ? agent.last_seen : now);
   s.run();
   txn.commit();
 }
