@@ -294,6 +294,21 @@ struct Agent::Impl {
     update_status();
   }
 
+  // Back to its queue, unless it was cancelled meanwhile (the agent has
+  // not heard yet): then it ends stopped.
+  void release(const std::string& item_id) {
+    try {
+      emit(transport->requeue(item_id, id, Requeue::released));
+      return;
+    } catch (const Error& e) {
+      if (e.code() != Errc::state) {
+        note(LogLevel::warn, fmt::format("item {}: cannot release: {}", item_id, e.what()));
+        return;
+      }
+    }
+    report(item_id, [&] { return transport->stopped(item_id, id); });
+  }
+
   void fail(const std::string& item_id, ErrorStage stage, const std::string& message,
             std::optional<int> exit_code = std::nullopt) {
     report(item_id, [&] {
@@ -309,7 +324,7 @@ struct Agent::Impl {
       report(item_id, [&] { return transport->stopped(item_id, id); });
       forget(item_id);
     } else if (a.releasing) {
-      report(item_id, [&] { return transport->requeue(item_id, id, Requeue::released); });
+      release(item_id);
       forget(item_id);
     } else {
       fail(item_id, stage, message);
@@ -321,7 +336,7 @@ struct Agent::Impl {
     if (a.cancel_requested) {
       report(item_id, [&] { return transport->stopped(item_id, id); });
     } else if (a.releasing) {
-      report(item_id, [&] { return transport->requeue(item_id, id, Requeue::released); });
+      release(item_id);
     } else {
       switch (st.phase) {
         case RunPhase::finished:

@@ -129,7 +129,15 @@ class LocalRun : public Run {
   int wait_fd() const override { return reaped_ ? -1 : pidfd_; }
 
   RunStatus poll() override {
-    if (reaped_) return status_;
+    if (reaped_) {
+      // A stopped run is over once its whole group is: the orphans killed
+      // with it are reaped by init, which takes a moment.
+      if (group_wait_until_) {
+        if (::kill(-pid_, 0) == 0 && clock::now() < *group_wait_until_) return RunStatus{};
+        group_wait_until_.reset();
+      }
+      return status_;
+    }
     int status = 0;
     pid_t r;
     do {
@@ -138,6 +146,10 @@ class LocalRun : public Run {
     if (r == pid_) {
       reaped_ = true;
       status_ = ended(status);
+      if (cancelled_ || timed_out_) {
+        group_wait_until_ = clock::now() + std::chrono::seconds(2);
+        return poll();
+      }
       return status_;
     }
     auto now = clock::now();
@@ -201,6 +213,7 @@ class LocalRun : public Run {
   bool cancelled_ = false;
   bool timed_out_ = false;
   std::optional<clock::time_point> kill_at_;
+  std::optional<clock::time_point> group_wait_until_;
   RunStatus status_;
 };
 
@@ -226,7 +239,7 @@ class LocalProcessRunner : public Runner {
     std::map<std::string, std::string> env;
     for (char** e = environ; *e; ++e) {
       const char* eq = std::strchr(*e, '=');
-      if (eq) env[std::string(*e, eq)] = eq + 1;
+      if (eq) env[std::string(*e, static_cast<std::size_t>(eq - *e))] = eq + 1;
     }
     for (const auto& kv : config.env) env[kv.first] = kv.second;
     for (const auto& kv : job.env) env[kv.first] = kv.second;
