@@ -154,3 +154,93 @@ TEST_CASE("launch-agent: bad flags and missing queues fail with one clear line")
   r = run(d, {"-q", "q", "--log-format", "xml"}, clean_env(d));
   CHECK(r.code != 0);
 }
+
+namespace {
+
+// A queue in a SQLite store under `home`, shared with agent processes.
+std::shared_ptr<Transport> shared_store(const TempDir& home) {
+  auto t = open_transport("sqlite://" + home.path() + "/launch.db");
+  QueueDef q;
+  q.entity = "team";
+  q.name = "q";
+  t->create_queue(q);
+  return t;
+}
+
+std::string push_sh(Transport& t, const std::string& script) {
+  JobSpec s;
+  s.name = "sig";
+  s.author = "alice";
+  s.entry_point = {"/bin/sh", "-c", script};
+  return t.push(QueueRef{"team", "q"}, s);
+}
+
+void wait_for(const std::function<bool()>& cond) {
+  launch_test::until(cond, [] { ::usleep(20000); });
+}
+
+}  // namespace
+
+TEST_CASE("launch-agent: SIGTERM drains: the running job finishes, nothing new starts") {
+  TempDir home;
+  auto t = shared_store(home);
+  std::string first = push_sh(*t, "echo started > " + (home / "started") + "; sleep 1");
+  Child agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team"},
+                      clean_env(home), "agent");
+  wait_for([&] { return !slurp(home / "started").empty(); });
+  CHECK(t->get(first).state == ItemState::running);
+  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  std::string second = push_sh(*t, "true");
+  int code = wait_exit(agent);
+  CHECK(code == 0);
+  CHECK(t->get(first).state == ItemState::finished);
+  CHECK(t->get(second).state == ItemState::pending);
+  auto agents = t->list_agents();
+  REQUIRE(agents.size() == 1);
+  CHECK(agents[0].status == AgentStatus::stopped);
+  // One line per transition in the agent's log.
+  std::string log = slurp(agent.err_path);
+  CHECK(log.find("item " + first + " (team/q) running") != std::string::npos);
+  CHECK(log.find("item " + first + " (team/q) finished") != std::string::npos);
+}
+
+TEST_CASE("launch-agent: a second SIGTERM cancels running jobs and puts them back") {
+  TempDir home;
+  auto t = shared_store(home);
+  std::string id = push_sh(*t, "echo $$ > " + (home / "pid") + "; exec sleep 60");
+  Child agent = spawn(home,
+                      {launch_test::agent_binary(), "-q", "q", "-e", "team", "--log-format",
+                       "json", "-l", home / "agent.log"},
+                      clean_env(home), "agent");
+  wait_for([&] { return !slurp(home / "pid").empty(); });
+  pid_t pgid = static_cast<pid_t>(std::stol(slurp(home / "pid")));
+  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  ::usleep(200000);
+  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  int code = wait_exit(agent);
+  CHECK(code == 0);
+  QueueItem item = t->get(id);
+  CHECK(item.state == ItemState::pending);
+  CHECK(item.agent_id.empty());
+  CHECK(::kill(-pgid, 0) == -1);
+  // JSON lines in the log file, one per transition.
+  std::string log = slurp(home / "agent.log");
+  CHECK(log.find("\"item\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"running\"") !=
+        std::string::npos);
+  CHECK(log.find("\"item\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"pending\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("launch-agent: a job pushed by another process wakes the idle agent") {
+  TempDir home;
+  auto t = shared_store(home);
+  Child agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team", "-j", "2"},
+                      clean_env(home), "agent");
+  wait_for([&] { return !t->list_agents().empty(); });
+  std::string id = push_sh(*t, "exit 4");
+  wait_for([&] { return is_terminal(t->get(id).state); });
+  CHECK(t->get(id).state == ItemState::failed);
+  CHECK(t->get(id).exit_code == 4);
+  ::kill(agent.pid, SIGTERM);
+  CHECK(wait_exit(agent) == 0);
+}
