@@ -267,9 +267,12 @@ struct Agent::Impl {
     }
   }
 
+  // Going busy is reported at once; going idle waits for the next
+  // heartbeat, so a stream of short jobs costs no registration write each.
   void update_status() {
-    AgentStatus want = active.empty() ? AgentStatus::polling : AgentStatus::running;
-    if (want != record.status) register_status(want);
+    if (!active.empty() && record.status != AgentStatus::running) {
+      register_status(AgentStatus::running);
+    }
   }
 
   // ---- item endings. Each reports to the transport and frees what the
@@ -760,8 +763,9 @@ struct Agent::Impl {
       }
       forget(item_id);
     }
-    if (record.running_jobs != static_cast<int>(active.size())) {
-      register_status(active.empty() ? AgentStatus::polling : AgentStatus::running);
+    AgentStatus want = active.empty() ? AgentStatus::polling : AgentStatus::running;
+    if (record.running_jobs != static_cast<int>(active.size()) || record.status != want) {
+      register_status(want);
     }
   }
 

@@ -343,8 +343,9 @@ TEST_CASE("agent: registers itself and reports running while it holds jobs") {
   CHECK(agents[0].status == AgentStatus::running);
   CHECK(agents[0].queues == std::vector<std::string>{"team/q"});
   h.wait_end(id);
-  h.step();
-  CHECK(h.t->list_agents()[0].status == AgentStatus::polling);
+  launch_test::until([&] { return h.t->list_agents()[0].status == AgentStatus::polling; },
+                     [&] { h.step(); });
+  CHECK(h.t->list_agents()[0].running_jobs == 0);
 }
 
 TEST_CASE("agent: a restarted agent keeps its id and ends the runs it lost") {
