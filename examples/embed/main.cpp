@@ -5,6 +5,9 @@
 // merged, argv, env), and the runner passes it to the host's scheduler. The
 // host owns the loop: it steps the agent whenever it likes, hears every
 // transition through a callback, and stops the agent when it is done.
+#include <ftw.h>
+#include <stdlib.h>
+
 #include <cstdio>
 #include <deque>
 #include <memory>
@@ -112,8 +115,11 @@ int main() {
   config.queues = {"inhouse"};
   config.max_jobs = 2;
   config.gpus = 0;
-  const char* tmp = std::getenv("TMPDIR");
-  config.launch_home = std::string(tmp && *tmp ? tmp : "/tmp") + "/launch-embed-example";
+  // Where the agent keeps its lock and per-run directories; thrown away at
+  // the end.
+  char home[] = "/tmp/launch-embed-example.XXXXXX";
+  if (!::mkdtemp(home)) return 1;
+  config.launch_home = home;
   launch::set_log_level(launch::LogLevel::warn);  // the host prints its own lines
 
   launch::Agent agent(config, transport);
@@ -131,6 +137,9 @@ int main() {
   agent.stop(launch::StopMode::drain);
   while (agent.step(std::chrono::milliseconds(10))) {
   }
+
+  ::nftw(home, [](const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); },
+         16, FTW_DEPTH | FTW_PHYS);
 
   for (const auto& t : scheduler.tasks) {
     std::string argv;

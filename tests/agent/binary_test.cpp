@@ -244,3 +244,16 @@ TEST_CASE("launch-agent: a job pushed by another process wakes the idle agent") 
   ::kill(agent.pid, SIGTERM);
   CHECK(wait_exit(agent) == 0);
 }
+
+TEST_CASE("the embedding example hands resolved jobs to its in-house runner") {
+  TempDir d;
+  Child c = spawn(d, {launch_test::binary_dir() + "/examples/embed/launch-embed-example"}, {},
+                  "embed");
+  CHECK(wait_exit(c) == 0);
+  std::string out = slurp(c.out_path);
+  CHECK(out.find("scheduler got train    argv [python3 train.py] config "
+                 "{\"partition\":\"gpu\",\"tag\":\"") != std::string::npos);
+  CHECK(out.find("\"nodes\":2}") != std::string::npos);
+  CHECK(out.find("scheduler got prepare  argv [python3 prepare.py] config "
+                 "{\"partition\":\"cpu\"") != std::string::npos);
+}
