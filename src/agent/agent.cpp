@@ -847,6 +847,8 @@ struct Agent::Impl {
     if (!started) start_up();
     apply_release();
     follow_runs();
+    // New work first: a heartbeat can wait a millisecond, a dispatch should not.
+    if (want_claim && !stopping()) claim_work();
     timers();
     if (want_claim && !stopping()) claim_work();
     if (stopping() && active.empty()) {
