@@ -184,11 +184,11 @@ void wait_for(const std::function<bool()>& cond) {
 TEST_CASE("launch-agent: SIGTERM drains: the running job finishes, nothing new starts") {
   TempDir home;
   auto t = shared_store(home);
-  std::string first = push_sh(*t, "echo started > " + (home / "started") + "; sleep 1");
+  std::string first = push_sh(*t, "echo started > " + (home / "started") + "; sleep 2");
   Child agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team"},
                       clean_env(home), "agent");
   wait_for([&] { return !slurp(home / "started").empty(); });
-  CHECK(t->get(first).state == ItemState::running);
+  wait_for([&] { return t->get(first).state == ItemState::running; });
   REQUIRE(::kill(agent.pid, SIGTERM) == 0);
   std::string second = push_sh(*t, "true");
   int code = wait_exit(agent);
