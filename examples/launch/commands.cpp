@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -202,7 +203,10 @@ int push(Context& ctx, const PushOptions& opts) {
 }
 
 int list(Context& ctx, const ListOptions& opts) {
-  auto items = ctx.transport().list(filter_for(ctx, opts));
+  auto filter = filter_for(ctx, opts);
+  // An unknown queue is an error, not an empty list.
+  if (filter.queue) ctx.transport().get_queue(*filter.queue);
+  auto items = ctx.transport().list(filter);
   if (ctx.json) {
     std::vector<std::string> out;
     for (const auto& item : items) out.push_back(launch::to_json(item));
