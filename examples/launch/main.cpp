@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   cli::Context ctx;
   CLI::App app{"Push jobs onto launch queues and follow them.", "launch"};
   app.set_version_flag("--version", std::string("launch ") + launch::version());
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none: reported below, naming what was typed
   app.fallthrough();  // global flags also after the command: `launch list --json`
   app.add_flag("--json", ctx.json, "Machine-readable output (JSON)");
   app.add_option("-e,--entity", ctx.entity_flag,
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
 
   // launch queue ...
   auto* queue = app.add_subcommand("queue", "Create, list, show and delete queues");
-  queue->require_subcommand(1);
+  queue->require_subcommand(0, 1);
   cli::QueueCreateOptions create;
   int lease_seconds = 0, max_attempts = 0;
   auto* q_create = queue->add_subcommand("create", "Create a queue from a file or from flags");
@@ -127,12 +127,25 @@ int main(int argc, char** argv) {
   wait_cmd->add_option("--timeout", timeout, "Give up after SECONDS (exit 124)");
   auto* agents_cmd = app.add_subcommand("agents", "List registered agents");
 
+  app.allow_extras();  // after the commands, so they do not inherit it
   try {
     app.parse(cli_argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     return fail(e.what(), 2);
   }
+  if (!app.remaining().empty()) {
+    const std::vector<std::string> extras = app.remaining();
+    const std::string& extra = extras.front();
+    bool command_expected = app.get_subcommands().empty() ||
+                            (queue->parsed() && queue->get_subcommands().empty());
+    if (command_expected && !extra.empty() && extra[0] != '-') {
+      std::string command = queue->parsed() ? "queue " + extra : extra;
+      return fail("unknown command \"" + command + "\" (see launch --help)", 2);
+    }
+    return fail("unexpected argument \"" + extra + "\"", 2);
+  }
+  if (app.get_subcommands().empty()) return fail("no command given (see launch --help)", 2);
   if (has_job_args && !push_cmd->parsed()) {
     return fail("arguments after -- are only for push", 2);
   }
@@ -159,5 +172,5 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return fail(e.what(), 1);
   }
-  return fail("no command given (see launch --help)", 2);
+  return fail("queue: give create, list, show or delete (see launch queue --help)", 2);
 }

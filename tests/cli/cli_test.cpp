@@ -500,7 +500,7 @@ TEST_CASE("bad input gets one clear line naming the field and the value") {
 TEST_CASE("the entity is -e, else LAUNCH_ENTITY, else the config file's, else the user name") {
   Sandbox sb;
   const std::string user = user_name();
-  for (std::string e : {"flag-ent", "env-ent", "file-ent", "other-ent", user}) {
+  for (const std::string& e : std::vector<std::string>{"flag-ent", "env-ent", "file-ent", "other-ent", user}) {
     sb.ok({"queue", "create", e + "/q", "-r", "local-process"});
   }
   sb.write(".config/launch/launch-config.yaml", "entity: file-ent\nmax_jobs: 2\n");
