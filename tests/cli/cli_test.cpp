@@ -428,6 +428,7 @@ TEST_CASE("list filters by queue and state, newest last") {
   CHECK(ids({"--state", "stopped"}) == std::vector<std::string>{a1});
   CHECK(ids({"--state", "pending", "-q", "a"}) == std::vector<std::string>{a2});
   CHECK(ids({"--state", "finished"}).empty());
+  CHECK(ids({"-n", "2"}) == std::vector<std::string>{b1, a2});
 
   std::string table = sb.ok({"list"});
   REQUIRE(line_count(table) == 4);
