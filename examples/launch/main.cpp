@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The library's info lines are for agents; a command's stderr is kept for
+  // its one line of failure (and real warnings).
+  launch::set_log_level(launch::LogLevel::warn);
+
   cli::Context ctx;
   CLI::App app{"Push jobs onto launch queues and follow them.", "launch"};
   app.set_version_flag("--version", std::string("launch ") + launch::version());
