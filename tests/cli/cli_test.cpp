@@ -145,7 +145,7 @@ class Sandbox {
       auto eq = kv.find('=');
       if (eq == std::string::npos) continue;
       std::string key = kv.substr(0, eq);
-      if (key.rfind("LAUNCH_", 0) == 0) continue;
+      if (key.rfind("LAUNCH_", 0) == 0 || key == "XDG_CONFIG_HOME") continue;
       env[key] = kv.substr(eq + 1);
     }
     env["HOME"] = dir;  // so ~/.config/launch/launch-config.yaml is ours
