@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -256,6 +257,51 @@ void claim_and_start(launch::Transport& t, const std::string& queue, const std::
   REQUIRE(item.has_value());
   REQUIRE(item->id == id);
   t.start(id, kAgent, item->run_id.empty() ? launch::generate_run_id() : item->run_id);
+}
+
+// A library agent stepping in a thread of the test, on the sandbox's store;
+// stopped (its runs cancelled) and joined when it goes out of scope.
+class AgentThread {
+ public:
+  AgentThread(Sandbox& sb, const std::vector<std::string>& queues) {
+    launch::AgentConfig cfg;
+    cfg.entity = "team";
+    cfg.queues = queues;
+    cfg.max_jobs = 2;
+    cfg.gpus = 0;
+    cfg.launch_home = sb.home;
+    launch::set_log_level(launch::LogLevel::warn);  // its transitions are not the test's
+    agent_ = std::make_unique<launch::Agent>(cfg, launch::open_transport(sb.uri));
+    thread_ = std::thread([this] {
+      try {
+        while (agent_->step(std::chrono::milliseconds(100))) {
+        }
+      } catch (const std::exception& e) {
+        error_ = e.what();
+      }
+    });
+  }
+  ~AgentThread() {
+    agent_->stop(launch::StopMode::cancel);
+    thread_.join();
+  }
+  AgentThread(const AgentThread&) = delete;
+  AgentThread& operator=(const AgentThread&) = delete;
+  const std::string& error() const { return error_; }
+
+ private:
+  std::unique_ptr<launch::Agent> agent_;
+  std::thread thread_;
+  std::string error_;
+};
+
+// Polls the store until `id` is in `state` (at most 30 s).
+void await_state(launch::Transport& t, const std::string& id, launch::ItemState state) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (t.get(id).state != state && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(launch::to_string(t.get(id).state) == std::string(launch::to_string(state)));
 }
 
 }  // namespace
@@ -615,6 +661,32 @@ TEST_CASE("logs prints the run's files and follows them until the item ends") {
   CHECK(r.code == 0);
   CHECK(r.out == "first\nsecond\n");
   CHECK(r.err == "warning\n");
+}
+
+TEST_CASE("with a library agent running the jobs: logs -f, wait and cancel see them through") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "q", "-r", "local-process"});
+  std::string failing = sb.push(
+      {"-q", "q", "-E", "/bin/sh", "--", "-c", "echo hello; echo oops >&2; sleep 0.5; exit 3"});
+  auto follower = sb.start({"logs", failing, "-f"});
+  auto waiter = sb.start({"wait", failing});
+  std::string sleeper = sb.push({"-q", "q", "-E", "/bin/sh", "--", "-c", "echo up; sleep 60"});
+
+  AgentThread agent(sb, {"team/q"});
+  Result logs = follower->finish();
+  CHECK(logs.code == 0);
+  CHECK(logs.out == "hello\n");
+  CHECK(logs.err == "oops\n");
+  Result waited = waiter->finish();
+  CHECK(waited.code == 3);
+  CHECK(contains(waited.out, "failed"));
+  CHECK(contains(sb.ok({"list", "--state", "failed"}), failing));
+
+  await_state(sb.store(), sleeper, launch::ItemState::running);
+  CHECK(contains(sb.ok({"agents"}), "team/q"));
+  CHECK(sb.ok({"cancel", sleeper}) == sleeper + " stopping\n");
+  CHECK(sb.run({"wait", sleeper}).code == 130);
+  CHECK(agent.error().empty());
 }
 
 TEST_CASE("agents lists the registered agents") {
