@@ -100,8 +100,16 @@ struct Active {
   std::unique_ptr<Run> run;
   int gpus_wanted = 0;
   std::vector<int> gpus;
+  std::thread builder_thread;     // joined before the agent's pipe closes
   bool cancel_requested = false;  // the user cancelled: ends `stopped`
   bool releasing = false;         // the agent is shutting down: back to pending
+
+  Active() = default;
+  Active(const Active&) = delete;
+  Active& operator=(const Active&) = delete;
+  ~Active() {
+    if (builder_thread.joinable()) builder_thread.join();
+  }
 };
 
 }  // namespace
@@ -488,15 +496,15 @@ struct Agent::Impl {
       req.log_path = a.job.log_dir + "/build.log";
       BuilderConfig bc = config.builder;
       int wake = wake_w;
-      a.build = std::async(std::launch::async, [bc, req, wake] {
-        struct Wake {
-          int fd;
-          ~Wake() {
-            char c = 'b';
-            (void)!::write(fd, &c, 1);
-          }
-        } w{wake};
-        return make_builder(bc)->build(req);
+      std::packaged_task<BuildResult()> task(
+          [bc, req] { return make_builder(bc)->build(req); });
+      a.build = task.get_future();
+      // The wake-up comes after the result is in the future, so the loop
+      // always finds it ready.
+      a.builder_thread = std::thread([task = std::move(task), wake]() mutable {
+        task();
+        char c = 'b';
+        (void)!::write(wake, &c, 1);
       });
       return;
     }
