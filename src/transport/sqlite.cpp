@@ -294,6 +294,7 @@ class SqliteTransport final : public RecordTransport {
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> stmts_;  // keyed by the SQL literal
   std::unordered_map<std::int64_t, JobSpec> specs_;       // by item id, see kSpecCacheSize
+  std::chrono::steady_clock::time_point busy_since_;  // for busy_wait
   int wake_fd_ = -1;     // the sidecar file, touched after writes that bring work
   int inotify_fd_ = -1;  // watches it
 };
@@ -368,8 +369,19 @@ void SqliteTransport::begin_immediate() {
   }
 }
 
+// SQLite's own busy timeout sleeps in steps of milliseconds; our write
+// transactions last tens of microseconds, so poll the lock finely first.
+int busy_wait(void* since_ptr, int count) {
+  auto* since = static_cast<std::chrono::steady_clock::time_point*>(since_ptr);
+  auto now = std::chrono::steady_clock::now();
+  if (count == 0) *since = now;
+  if (now - *since > std::chrono::milliseconds(kBusyTimeoutMs)) return 0;
+  ::usleep(count < 20 ? 20 : count < 100 ? 200 : 2000);
+  return 1;
+}
+
 void SqliteTransport::configure() {
-  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  sqlite3_busy_handler(db_, busy_wait, &busy_since_);
   // Switching to WAL needs a moment of exclusive access; a process opening
   // the file at the same time may get SQLITE_BUSY without the busy handler.
   auto deadline = std::chrono::steady_clock::now() + kLockDeadline;
