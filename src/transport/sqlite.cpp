@@ -267,7 +267,8 @@ class SqliteTransport final : public RecordTransport {
       if (!done_) sqlite3_exec(t_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
     }
     void commit() {
-      t_.exec("COMMIT");
+      int rc = t_.stmt("COMMIT").rc_step();
+      if (rc != SQLITE_DONE) t_.fail("COMMIT");
       done_ = true;
     }
 
@@ -356,8 +357,8 @@ Stmt SqliteTransport::stmt(const char* sql) {
 void SqliteTransport::begin_immediate() {
   auto deadline = std::chrono::steady_clock::now() + kLockDeadline;
   for (int delay_ms = 1;; delay_ms = std::min(delay_ms * 2, 50)) {
-    int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    if (rc == SQLITE_OK) return;
+    int rc = stmt("BEGIN IMMEDIATE").rc_step();
+    if (rc == SQLITE_DONE) return;
     if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail("BEGIN IMMEDIATE");
     if (std::chrono::steady_clock::now() >= deadline) {
       throw Error(Errc::timeout,
