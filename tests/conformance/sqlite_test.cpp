@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -186,4 +187,18 @@ TEST_CASE("sqlite: item ids are never reused, even after the newest items are de
   t->create_queue(conformance::make_queue("ids"));
   std::string second = t->push({"team", "ids"}, conformance::make_job("y"));
   CHECK(std::stoll(second) > std::stoll(first));
+}
+
+TEST_CASE("sqlite: a file that is not a database is refused with its path") {
+  TempDir dir;
+  std::string path = dir.path() + "/launch.db";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    std::fputs("this is not an SQLite database, just some text that is long enough\n", f);
+    std::fclose(f);
+  }
+  std::string msg;
+  CHECK(open_error("sqlite://" + path, &msg) == Errc::io);
+  CHECK(msg.find(path) != std::string::npos);
 }
