@@ -27,7 +27,6 @@
 //
 // Thread safety: one connection behind one mutex.
 #include <fcntl.h>
-#include <poll.h>
 #include <sqlite3.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -49,12 +48,14 @@
 #include "core/builtins.hpp"
 #include "core/json.hpp"
 #include "launch/error.hpp"
+#include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"
 
 namespace launch {
 namespace {
 
-// How long a writer waits for another process's write lock before failing.
+// A statement waits up to kBusyTimeoutMs for another process's lock (see
+// busy_wait); BEGIN IMMEDIATE is retried until kLockDeadline, then fails.
 constexpr int kBusyTimeoutMs = 5000;
 constexpr auto kLockDeadline = std::chrono::seconds(60);
 
@@ -453,12 +454,21 @@ void SqliteTransport::open_wake_file() {
     throw Error(Errc::io, fmt::format("sqlite database {}: cannot open {}: {}", path_, wake_path,
                                       std::strerror(errno)));
   }
+  // Without a watch (the per-user inotify limit, say) the transport still
+  // works: notify_fd() is -1 and agents poll on their timer.
+  int err = 0;
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd_ < 0 ||
-      ::inotify_add_watch(inotify_fd_, wake_path.c_str(),
-                          IN_ATTRIB | IN_MODIFY) < 0) {
-    throw Error(Errc::io, fmt::format("sqlite database {}: cannot watch {}: {}", path_,
-                                      wake_path, std::strerror(errno)));
+  if (inotify_fd_ < 0) {
+    err = errno;
+  } else if (::inotify_add_watch(inotify_fd_, wake_path.c_str(), IN_ATTRIB | IN_MODIFY) < 0) {
+    err = errno;
+    ::close(inotify_fd_);
+    inotify_fd_ = -1;
+  }
+  if (inotify_fd_ < 0) {
+    log(LogLevel::warn, fmt::format("sqlite database {}: cannot watch {} ({}); agents will "
+                                    "poll for work instead of being woken",
+                                    path_, wake_path, std::strerror(err)));
   }
 }
 
@@ -467,6 +477,7 @@ void SqliteTransport::open_wake_file() {
 void SqliteTransport::wake() { ::futimens(wake_fd_, nullptr); }
 
 void SqliteTransport::drain_notify() {
+  if (inotify_fd_ < 0) return;
   alignas(struct inotify_event) char buf[4096];
   while (::read(inotify_fd_, buf, sizeof buf) > 0) {
   }
