@@ -409,11 +409,13 @@ class ContainerRun : public Run {
         write_all(stream == 2 ? err_fd_ : out_fd_, d, n);
       });
     } catch (const Error& e) {
+      if (abort_) return;  // the Run is going away; the container stays
       log(LogLevel::warn, fmt::format("container {}: log stream ended: {}", id_, e.what()));
     }
     try {
       result = engine.wait_container(id_);
     } catch (const Error& e) {
+      if (abort_) return;
       error = e.what();
     }
     {
