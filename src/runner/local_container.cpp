@@ -20,15 +20,13 @@
 
 #include "core/builtins.hpp"
 #include "core/json.hpp"
+#include "core/secure.hpp"
 #include "docker/engine.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 
 namespace launch {
 namespace {
-
-const char* const kAllowed = "env, gpus, cpus, memory, shm-size, ulimit, workdir, name, "
-                             "platform, pids-limit";
 
 std::string opt_ctx(const char* key) { return fmt::format("local-container option \"{}\"", key); }
 
@@ -165,6 +163,7 @@ std::int64_t parse_byte_size(const std::string& text, const std::string& field) 
 }
 
 ContainerPlan plan_container(const ResolvedJob& job) {
+  check_container_options(job.config);
   auto config = json::parse_object(job.config, "local-container config");
   rapidjson::Document body(rapidjson::kObjectType);
   auto& a = body.GetAllocator();
@@ -182,6 +181,10 @@ ContainerPlan plan_container(const ResolvedJob& job) {
   const json::Value* gpus = nullptr;
   for (const auto& m : config.GetObject()) {
     std::string key = m.name.GetString();
+    // The allow-list also takes Docker SDK spellings of three options.
+    if (key == "shm_size") key = "shm-size";
+    if (key == "ulimits") key = "ulimit";
+    if (key == "pids_limit") key = "pids-limit";
     const json::Value& v = m.value;
     if (key == "env") {
       if (v.IsObject()) {
@@ -245,9 +248,8 @@ ContainerPlan plan_container(const ResolvedJob& job) {
       if (!v.IsString()) bad_value("platform", "a platform such as linux/amd64", v);
       plan.platform = v.GetString();
     } else {
-      throw Error(Errc::invalid,
-                  fmt::format("local-container option \"{}\" is not allowed (allowed: {})", key,
-                              kAllowed));
+      throw Error(Errc::internal,
+                  fmt::format("local-container option \"{}\" is allowed but not mapped", key));
     }
   }
   if (gpus != nullptr || !job.gpus.empty()) {

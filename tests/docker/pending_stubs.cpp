@@ -5,7 +5,6 @@
 #include "launch/log.hpp"
 #include "launch/runner.hpp"
 
-#include <cstdio>
 #include <thread>
 
 namespace launch {
@@ -21,9 +20,5 @@ RunStatus Run::wait(std::chrono::milliseconds timeout) {
     s = poll();
   }
   return s;
-}
-void log(LogLevel, const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
-std::shared_ptr<Transport> open_memory_transport(const std::string&) {
-  throw Error(Errc::unsupported, "memory transport not merged yet");
 }
 }  // namespace launch
