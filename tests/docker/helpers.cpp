@@ -13,7 +13,11 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include <curl/curl.h>
+
+#include "core/json.hpp"
 #include "docker/context.hpp"
+#include "docker/registry.hpp"
 #include "launch/error.hpp"
 
 namespace dtest {
@@ -27,6 +31,7 @@ struct State {
   std::string busybox;
   std::vector<std::string> images;
   std::vector<std::string> temp_dirs;
+  std::vector<std::string> volumes;
   ~State() {
     // Whatever a failed or filtered run left: gone at exit all the same.
     remove_tracked_images();
@@ -50,6 +55,7 @@ const std::string& run_token() {
   if (s.token.empty()) {
     std::random_device rd;
     s.token = fmt::format("{:08x}{}", rd(), static_cast<int>(getpid()));
+    s.volumes = volume_names();
   }
   return s.token;
 }
@@ -152,6 +158,94 @@ void remove_tracked_images() {
       // already gone
     }
   }
+}
+
+std::vector<std::string> volume_names() {
+  launch::docker::Engine engine;
+  auto r = engine.call("GET", "/volumes");
+  REQUIRE(r.status == 200);
+  auto doc = launch::json::parse(r.body, "volumes");
+  std::vector<std::string> out;
+  if (doc.HasMember("Volumes") && doc["Volumes"].IsArray()) {
+    for (const auto& v : doc["Volumes"].GetArray()) out.push_back(v["Name"].GetString());
+  }
+  return out;
+}
+
+const std::vector<std::string>& volumes_at_start() {
+  run_token();
+  return state().volumes;
+}
+
+namespace {
+
+size_t collect(char* d, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(d, size * n);
+  return size * n;
+}
+
+// One plain HTTP call to the test registry; returns the status.
+long registry_call(const std::string& method, const std::string& url, std::string* body,
+                   std::string* digest) {
+  CURL* c = curl_easy_init();
+  std::string headers;
+  struct curl_slist* list = curl_slist_append(
+      nullptr, "Accept: application/vnd.docker.distribution.manifest.v2+json");
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &headers);
+  if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  if (method == "DELETE") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+  curl_easy_perform(c);
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(list);
+  curl_easy_cleanup(c);
+  if (digest != nullptr) {
+    std::istringstream in(headers);
+    std::string line;
+    while (std::getline(in, line)) {
+      std::string lower = line;
+      for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (lower.rfind("docker-content-digest:", 0) == 0) {
+        *digest = line.substr(line.find(':') + 1);
+        digest->erase(0, digest->find_first_not_of(' '));
+        while (!digest->empty() && (digest->back() == '\r' || digest->back() == ' ')) {
+          digest->pop_back();
+        }
+      }
+    }
+  }
+  return status;
+}
+
+std::vector<std::string> registry_tags(const std::string& base) {
+  std::string body;
+  std::vector<std::string> tags;
+  if (registry_call("GET", base + "/tags/list", &body, nullptr) != 200) return tags;
+  auto doc = launch::json::parse(body, "tags");
+  if (doc.HasMember("tags") && doc["tags"].IsArray()) {
+    for (const auto& t : doc["tags"].GetArray()) tags.push_back(t.GetString());
+  }
+  return tags;
+}
+
+}  // namespace
+
+int delete_registry_repository(const std::string& repository) {
+  auto ref = launch::docker::parse_image_ref(repository + ":x");
+  std::string base = "http://" + ref.registry + "/v2/" + ref.repository;
+  for (const auto& tag : registry_tags(base)) {
+    std::string body, digest;
+    if (registry_call("HEAD", base + "/manifests/" + tag, &body, &digest) == 200 &&
+        !digest.empty()) {
+      registry_call("DELETE", base + "/manifests/" + digest, &body, nullptr);
+    }
+  }
+  return static_cast<int>(registry_tags(base).size());
 }
 
 launch::ResolvedJob make_job(const std::string& image, std::vector<std::string> argv,

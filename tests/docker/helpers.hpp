@@ -29,6 +29,14 @@ void track_image(const std::string& reference);
 const std::vector<std::string>& tracked_images();
 void remove_tracked_images();
 
+// The engine's volume names (to tell the suite's leftovers from others').
+std::vector<std::string> volume_names();
+// The volumes that existed when the suite first used the engine.
+const std::vector<std::string>& volumes_at_start();
+// Deletes every manifest of `repository` (a registry/repo) from the test
+// registry; returns how many tags it still lists afterwards.
+int delete_registry_repository(const std::string& repository);
+
 // A fresh temp dir, removed with the process's helpers at exit.
 std::string make_temp_dir(const std::string& prefix);
 void write_file(const std::string& path, const std::string& content, bool executable = false);
