@@ -143,6 +143,11 @@ class DockerBuilder : public Builder {
              : engine.inspect_image(result.image).has_value()) {
       log.write(fmt::format("{} already exists: build skipped\n", result.image));
       result.skipped = true;
+      // A container on this engine needs the image here, not just in the
+      // registry.
+      if (push && request.resource == "local-container") {
+        ensure_image(engine, result.image, config_.platform, log);
+      }
       return result;
     }
     log.write(fmt::format("building {} with {} ({} bytes of context)\n", result.image,

@@ -127,13 +127,23 @@ TEST_CASE("docker: a code directory is built, pushed, pulled back with noop and 
   CHECK(engine.inspect_image(built.image).has_value());
   CHECK(run_image(built.image) == "built-and-pushed\n");
 
-  // Same code: the registry has the tag, so nothing is built — the engine
-  // never sees the image again.
+  // Same code: the registry has the tag, so nothing is built. For a
+  // Kubernetes runner the image stays in the registry; for a local
+  // container it is pulled, and is the very image first built (a rebuild
+  // would have a new id: its config records when it was created).
+  std::string first_id = (*engine.inspect_image(built.image))["Id"].GetString();
   engine.remove_image(built.image, false);
-  auto again = builder("docker", dest)->build(code_request(dir));
+  auto req_k8s = code_request(dir);
+  req_k8s.resource = "kubernetes";
+  auto again = builder("docker", dest)->build(req_k8s);
   CHECK(again.skipped);
   CHECK(again.image == built.image);
   CHECK_FALSE(engine.inspect_image(built.image));
+  auto local = builder("docker", dest)->build(code_request(dir));
+  CHECK(local.skipped);
+  auto pulled_back = engine.inspect_image(built.image);
+  REQUIRE(pulled_back.has_value());
+  CHECK(std::string((*pulled_back)["Id"].GetString()) == first_id);
 
   // Changed code: a new tag, built.
   dtest::write_file(dir + "/run.sh", "echo changed\n", true);
