@@ -61,6 +61,8 @@ TEST_CASE("a plain Kubernetes Job, process or container config passes") {
   allowed(R"({"network_mode":"bridge","pid":"private","env":{"pid":"host"}})",
           "local-container");
   allowed("{}");
+  // Keys under env, labels and annotations are names the user chose.
+  allowed(R"({"metadata":{"labels":{"privileged":"true"},"annotations":{"hostPath":"/x"}}})");
 }
 
 TEST_CASE("host namespaces are refused by path") {
