@@ -158,6 +158,15 @@ TEST_CASE("e2e: an image job runs in a container and its stdout is the item's lo
   CHECK(w.log(id, "stderr.log") == "oops\n");
   CHECK_FALSE(has_container(id));
   stop_agent(agent);
+
+  // What a user sees: `launch logs ITEM`.
+  std::string out;
+  int rc = docker::run_process({std::string(LAUNCH_BINARY_DIR) + "/examples/launch/launch",
+                                "logs", id},
+                               &out, {"LAUNCH_HOME=" + w.home, "LAUNCH_QUEUE_URI=" + w.uri});
+  CHECK_MESSAGE(rc == 0, out);
+  CHECK_MESSAGE(out.find("hello from " + q.str() + " q\n") != std::string::npos, out);
+  CHECK(out.find("oops\n") != std::string::npos);
 }
 
 TEST_CASE("e2e: code is built and pushed, pulled back by a second agent with noop, and a "
