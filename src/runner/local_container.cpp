@@ -318,6 +318,18 @@ class ContainerRun : public Run {
     abort_ = true;
     if (follower_.joinable()) follower_.join();
     close_fds();
+    if (!final_) {
+      // Dropped before its end (a lost lease, an agent going away): the
+      // container must not outlive its handle. Only a killed agent leaves
+      // containers behind, and its restart finds them by label.
+      try {
+        engine_.remove_container(id_, true);
+      } catch (const Error& e) {
+        if (e.code() != Errc::not_found) {
+          log(LogLevel::warn, fmt::format("container {}: remove: {}", id_, e.what()));
+        }
+      }
+    }
   }
 
   std::string id() const override { return id_; }

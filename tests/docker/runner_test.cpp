@@ -200,15 +200,11 @@ TEST_CASE("a restarted agent finds its container by label and follows it to its 
   auto job = dtest::make_job(dtest::busybox_image(),
                              {"sh", "-c", "echo one; sleep 2; echo two; exit 5"});
   job.log_dir = home + "/runs/" + job.item.id;
-  std::string id;
-  {
-    auto first = runner(home);
-    auto run = first->submit(job);
-    id = run->id();
-    // The agent goes away without cancelling: the container keeps running.
-  }
+  // What a killed agent leaves: its container, running, with its labels.
   docker::Engine engine;
-  REQUIRE(engine.inspect_container(id).has_value());
+  auto plan = launch::plan_container(job);
+  std::string id = engine.create_container(plan.spec);
+  engine.start_container(id);
   auto second = runner(home);
   auto run = second->reattach(job.item, job.queue);
   REQUIRE(run != nullptr);
@@ -222,4 +218,15 @@ TEST_CASE("a restarted agent finds its container by label and follows it to its 
   // Nothing left to find.
   auto other = dtest::make_job(dtest::busybox_image(), {"true"});
   CHECK(second->reattach(other.item, other.queue) == nullptr);
+}
+
+TEST_CASE("a run handle dropped before its end takes its container with it") {
+  auto job = dtest::make_job(dtest::busybox_image(), {"sleep", "60"});
+  std::string id;
+  {
+    auto run = runner()->submit(job);
+    id = run->id();
+  }
+  docker::Engine engine;
+  CHECK_FALSE(engine.inspect_container(id));
 }
