@@ -225,6 +225,10 @@ std::string git(const std::vector<std::string>& args, const std::string& what) {
 }  // namespace
 
 std::string git_checkout(const std::string& url, const std::string& ref, const std::string& dest) {
+  // git would read a leading '-' as one of its own options.
+  if (!ref.empty() && ref[0] == '-') {
+    throw Error(Errc::invalid, fmt::format("git ref \"{}\": must not start with '-'", ref));
+  }
   git({"clone", "--quiet", "--no-checkout", "--", url, dest},
       fmt::format("clone \"{}\"", url));
   std::string commit;

@@ -260,6 +260,15 @@ TEST_CASE("docker: a git source is built from a local bare repository at the giv
   req.item.spec.source.git_ref = "v1";
   CHECK(builder("docker")->build(req).image == r.image);
 
+  req.item.spec.source.git_ref = "--upload-pack=touch /tmp/x";
+  try {
+    builder("docker")->build(req);
+    FAIL("took an option for a ref");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::invalid);
+    CHECK(std::string(e.what()).find("--upload-pack") != std::string::npos);
+  }
+
   req.item.spec.source.git_ref = "no-such-ref";
   try {
     builder("docker")->build(req);

@@ -236,3 +236,18 @@ TEST_CASE("container lifecycle: create, start, logs, wait, list by label, remove
   CHECK_FALSE(engine.inspect_container(id));
   CHECK(engine.list_containers({{label, ""}}).empty());
 }
+
+TEST_CASE("stop ends a running container within its timeout") {
+  docker::Engine engine;
+  std::string label = "launch.test-" + dtest::run_token();
+  std::string id = engine.create_container(
+      R"({"Image": ")" + dtest::busybox_image() + R"(", "Cmd": ["sleep", "60"], "Labels": {")" +
+      label + R"(": "stop"}, "HostConfig": {"NetworkMode": "none"}})");
+  engine.start_container(id);
+  engine.stop_container(id, 1);
+  auto doc = engine.inspect_container(id);
+  REQUIRE(doc.has_value());
+  CHECK(std::string((*doc)["State"]["Status"].GetString()) == "exited");
+  engine.remove_container(id, false);
+  CHECK_FALSE(engine.inspect_container(id));
+}
