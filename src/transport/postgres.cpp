@@ -39,16 +39,17 @@
 // lease expires and it goes back to pending like any lost agent's item.
 // launch_ops rows older than an hour are pruned by expire_leases().
 #include <fcntl.h>
+#include <sys/random.h>
 #include <libpq-fe.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <set>
 #include <thread>
 
@@ -183,18 +184,18 @@ const Statement kUpdateItem = {
 // other. $1/$2: the queues' entities and names as arrays.
 const Statement kClaim = {
     "claim",
-    "WITH c AS ("
-    "  SELECT p.id FROM unnest($1::text[], $2::text[]) AS q(entity, name) "
-    "  CROSS JOIN LATERAL ("
-    "    SELECT id, priority FROM launch_items "
-    "    WHERE state = 'pending' AND entity = q.entity AND queue = q.name "
-    "    ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED) p "
-    "  ORDER BY p.priority, p.id LIMIT 1), "
-    "u AS ("
-    "  UPDATE launch_items i SET state = 'claimed', agent_id = $3, attempt = i.attempt + 1, "
-    "    lease_expires_at = $4 + i.lease_seconds::bigint * 1000, updated_at = $4, "
-    "    version = i.version + 1 "
-    "  FROM c WHERE i.id = c.id AND i.state = 'pending' RETURNING i.*), "
+    "WITH u AS ("
+    "  UPDATE launch_items SET state = 'claimed', agent_id = $3, attempt = attempt + 1, "
+    "    lease_expires_at = $4 + lease_seconds::bigint * 1000, updated_at = $4, "
+    "    version = version + 1 "
+    "  WHERE state = 'pending' AND id = ("
+    "    SELECT p.id FROM unnest($1::text[], $2::text[]) AS q(entity, name) "
+    "    CROSS JOIN LATERAL ("
+    "      SELECT id, priority FROM launch_items "
+    "      WHERE state = 'pending' AND entity = q.entity AND queue = q.name "
+    "      ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED) p "
+    "    ORDER BY p.priority, p.id LIMIT 1) "
+    "  RETURNING " LAUNCH_ITEM_COLS "), "
     "o AS (INSERT INTO launch_ops (token, item_id, at) SELECT $5, id, $4 FROM u) "
     "SELECT " LAUNCH_ITEM_COLS " FROM u"};
 
@@ -350,14 +351,17 @@ std::string redacted(const std::string& uri) {
   return uri.substr(0, colon + 1) + "***" + uri.substr(at);
 }
 
+// 128 random bits from the kernel for each token: a process-local
+// generator would repeat its sequence in every child of a fork.
 std::string random_token() {
-  static std::mutex mu;
-  static std::mt19937_64 rng(std::random_device{}() ^
-                             static_cast<std::uint64_t>(
-                                 std::chrono::steady_clock::now().time_since_epoch().count()) ^
-                             (static_cast<std::uint64_t>(::getpid()) << 32));
-  std::lock_guard<std::mutex> lock(mu);
-  return fmt::format("{:016x}{:016x}", rng(), rng());
+  std::uint64_t r[2];
+  std::size_t got = 0;
+  while (got < sizeof r) {
+    ssize_t n = ::getrandom(reinterpret_cast<char*>(r) + got, sizeof r - got, 0);
+    if (n < 0 && errno != EINTR) throw Error(Errc::io, "postgres: getrandom failed");
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  return fmt::format("{:016x}{:016x}", r[0], r[1]);
 }
 
 // A text[] literal: {"a","b"} with " and \ escaped.
@@ -551,7 +555,15 @@ class PostgresTransport final : public RecordTransport {
       } catch (const Error&) {
         if (c.last_sqlstate() != "23505") throw;
         // Our token is taken: an attempt whose answer was lost committed.
-        if (auto id = op_item(c, token)) out = load(c, std::to_string(*id)).item;
+        if (auto id = op_item(c, token)) {
+          ItemRow row = load(c, std::to_string(*id));
+          if (row.item.agent_id != agent_id) {
+            throw Error(Errc::internal, fmt::format("claim: operation token {} is recorded "
+                                                    "for item {} held by \"{}\"",
+                                                    token, row.item.id, row.item.agent_id));
+          }
+          out = row.item;
+        }
         return;
       }
       if (r.rows() > 0) out = row_to_item(r, 0).item;
@@ -846,8 +858,10 @@ class PostgresTransport final : public RecordTransport {
   std::unique_ptr<Conn> connect() {
     // Defaults first: values in the URI override them.
     const char* keys[] = {"application_name", "connect_timeout", "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "dbname", nullptr};
-    const char* values[] = {"launch", "10", "30", "10", "3", uri_.c_str(), nullptr};
+                          "keepalives_interval", "keepalives_count", "options", "dbname",
+                          nullptr};
+    const char* values[] = {"launch", "10", "30", "10", "3", "-c client_min_messages=warning",
+                            uri_.c_str(), nullptr};
     auto c = std::make_unique<Conn>(PQconnectdbParams(keys, values, 1));
     if (!c->pg()) throw ConnectionLost{"out of memory"};
     if (PQstatus(c->pg()) != CONNECTION_OK) {
