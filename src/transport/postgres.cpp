@@ -48,6 +48,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -566,7 +567,11 @@ class PostgresTransport final : public RecordTransport {
         }
         return;
       }
-      if (r.rows() > 0) out = row_to_item(r, 0).item;
+      if (r.rows() > 0) {
+        ItemRow row = row_to_item(r, 0);
+        remember(row.item, row.version);
+        out = row.item;
+      }
     });
     return out;
   }
@@ -719,6 +724,7 @@ class PostgresTransport final : public RecordTransport {
                         const std::function<void(QueueItem&)>& fn) override {
     std::string token = random_token();
     QueueItem out;
+    bool use_cache = true;
     with_retry("update", [&](Conn& c, bool retrying) {
       bool in_doubt = retrying;
       for (;;) {
@@ -726,16 +732,28 @@ class PostgresTransport final : public RecordTransport {
           out = load(c, item_id).item;  // an earlier attempt committed
           return;
         }
-        ItemRow row = load(c, item_id);
-        QueueItem before = row.item;
+        // The copy this process last wrote saves a read; the version check
+        // of store() catches it being stale, and a lifecycle refusal on it
+        // is confirmed on a fresh read before it is believed.
+        ItemRow row;
+        bool cached = use_cache && !in_doubt && cached_row(item_id, row);
+        use_cache = false;
+        if (!cached) row = load(c, item_id);
         QueueItem it = row.item;
-        fn(it);
-        if (store(c, row.version, before, it, token)) {
+        try {
+          fn(it);
+        } catch (const Error&) {
+          if (!cached) throw;
+          continue;
+        }
+        if (store(c, row.version, row.item, it, token)) {
+          remember(it, row.version + 1);
           out = it;
           return;
         }
         // Someone wrote the item since we read it (or our token is taken by
         // a lost attempt that committed late): look again.
+        forget(item_id);
         in_doubt = in_doubt || c.last_sqlstate() == "23505";
       }
     });
@@ -853,6 +871,30 @@ class PostgresTransport final : public RecordTransport {
       if (c.last_sqlstate() == "23505") return false;
       throw;
     }
+  }
+
+  // The items this process claimed or wrote last, with their row version:
+  // the agent's next write to an item (start, finish, heartbeat) then needs
+  // no read. Bounded: dropped wholesale when it grows past kCacheMax.
+  static constexpr std::size_t kCacheMax = 4096;
+
+  bool cached_row(const std::string& id, ItemRow& row) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto it = cache_.find(id);
+    if (it == cache_.end()) return false;
+    row = it->second;
+    return true;
+  }
+
+  void remember(const QueueItem& item, std::int64_t version) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (cache_.size() >= kCacheMax) cache_.clear();
+    cache_[item.id] = ItemRow{item, version};
+  }
+
+  void forget(const std::string& id) {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    cache_.erase(id);
   }
 
   std::unique_ptr<Conn> connect() {
@@ -976,6 +1018,8 @@ class PostgresTransport final : public RecordTransport {
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Conn>> pool_;
   std::atomic<std::int64_t> last_prune_ms_{0};
+  std::mutex cache_mu_;
+  std::map<std::string, ItemRow> cache_;
 
   std::mutex listen_mu_;
   std::unique_ptr<Conn> listener_;
