@@ -14,6 +14,7 @@
 namespace launch {
 
 std::shared_ptr<Transport> open_memory_transport(const std::string& uri);
+std::shared_ptr<Transport> open_sqlite_transport(const std::string& uri);
 std::shared_ptr<Transport> open_postgres_transport(const std::string& uri);
 
 }  // namespace launch

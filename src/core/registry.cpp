@@ -23,6 +23,7 @@ struct Registries {
 
 void install_builtins(Registries& r) {
   r.transports["memory"] = open_memory_transport;
+  r.transports["sqlite"] = open_sqlite_transport;
   r.transports["postgres"] = open_postgres_transport;
 }
 
