@@ -676,7 +676,15 @@ class PostgresTransport final : public RecordTransport {
 
   void drain_notify() override {
     std::lock_guard<std::mutex> lock(listen_mu_);
-    if (!listener_) return;
+    if (!listener_) {
+      // Not listening yet: start now, so a push from here on wakes the fd.
+      try {
+        connect_listener();
+      } catch (const ConnectionLost& e) {
+        log(LogLevel::debug, fmt::format("postgres: LISTEN connect failed: {}", e.message));
+      }
+      return;
+    }
     if (PQconsumeInput(listener_->pg()) == 1 && PQstatus(listener_->pg()) == CONNECTION_OK) {
       while (PGnotify* n = PQnotifies(listener_->pg())) PQfreemem(n);
       listen_backoff_ms_ = 0;
