@@ -914,6 +914,16 @@ class PostgresTransport final : public RecordTransport {
                             uri_.c_str(), nullptr};
     auto c = std::make_unique<Conn>(PQconnectdbParams(keys, values, 1));
     if (!c->pg()) throw ConnectionLost{"out of memory"};
+    // Server notices (a shutdown warning, say) go to the library's log, not
+    // straight to stderr.
+    PQsetNoticeProcessor(
+        c->pg(),
+        [](void*, const char* message) {
+          std::string m = message;
+          while (!m.empty() && m.back() == '\n') m.pop_back();
+          log(LogLevel::debug, "postgres: " + m);
+        },
+        nullptr);
     if (PQstatus(c->pg()) != CONNECTION_OK) {
       std::string msg = PQerrorMessage(c->pg());
       while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
