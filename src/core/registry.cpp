@@ -25,6 +25,7 @@ void install_builtins(Registries& r) {
   r.transports["memory"] = open_memory_transport;
   r.transports["sqlite"] = open_sqlite_transport;
   r.transports["postgres"] = open_postgres_transport;
+  r.runners["local-process"] = make_local_process_runner;
 }
 
 Registries& registries() {
