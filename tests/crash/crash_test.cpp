@@ -214,7 +214,9 @@ class Run {
  private:
   pid_t start_agent() {
     int n = agent_starts_++;
-    std::string home = dir_.path + "/home-" + std::to_string(n);
+    // One LAUNCH_HOME, as on one host: the agents' id locks live there, so
+    // live agents get distinct ids and a restarted one may take a dead one's.
+    std::string home = dir_.path + "/home";
     std::string log = dir_.path + "/agent-" + std::to_string(n) + ".log";
 #ifdef LAUNCH_AGENT_BIN
     return spawn({LAUNCH_AGENT_BIN, "-q", "team/crash", "--max-jobs", "2", "-e", "team"},
@@ -276,9 +278,12 @@ class Run {
       if (ran > it.attempt) ++s.unexplained;
       if (it.state == ItemState::finished && ran == 0) ++s.finished_unrun;
       if (it.state != ItemState::finished) {
-        MESSAGE("item " << it.id << " ended " << to_string(it.state) << ": "
-                        << (it.error ? it.error->message : std::string()));
+        failures_[std::string(to_string(it.state)) + ": " +
+                  (it.error ? it.error->message : std::string())]++;
       }
+    }
+    for (const auto& kv : failures_) {
+      std::printf("  %d item(s) ended %s\n", kv.second, kv.first.c_str());
     }
     for (const auto& kv : runs) {
       CHECK_MESSAGE(items.count(kv.first), "a job ran for unknown item " << kv.first);
@@ -297,6 +302,7 @@ class Run {
   std::vector<pid_t> agents_;
   int agent_starts_ = 0;
   int agent_exits_ = 0;
+  std::map<std::string, int> failures_;  // "state: reason" of items not finished
 };
 
 void report(const std::string& name, const Summary& s) {
