@@ -19,25 +19,27 @@
 // dropped and the operation tried again on a fresh one, with exponential
 // backoff, for up to kRetrySeconds; then Errc::io. A statement interrupted
 // by a lost connection either committed or not, and the client cannot tell
-// which, so every mutating operation carries a token generated once per
-// call and kept across its retries:
-//   - push: the token is the item's push_key (UNIQUE). A retry inserts with
-//     ON CONFLICT (push_key) DO NOTHING and returns the id already there.
-//   - claim and update_item: the same statement that changes the item
-//     inserts the token into launch_ops (PRIMARY KEY). A retry first looks
-//     the token up; if it is there the operation happened and its item is
-//     returned. Because the token is unique, an old statement still in
-//     flight on the server and the retry cannot both commit: whichever
-//     comes second fails on the key, and the retry then finds the token.
-//   - update_item also compares a per-item version (compare-and-set), so a
-//     read-modify-write never overwrites a concurrent writer: on a conflict
-//     it reads again and reapplies the lifecycle function.
+// which, so every mutating operation carries a random token generated once
+// per call and kept across its retries:
+//   - push: the token is a key in launch_pushes (PRIMARY KEY), inserted in
+//     the same statement as the item. A retry's insert conflicts and returns
+//     the id already assigned, so the item is stored once.
+//   - claim and update_item: the statement that changes the item also
+//     pushes the token onto the item's recent_ops (its last 8 operations).
+//     A retry first looks for the token there; if found, the operation
+//     happened and the item is returned as it is.
+//   - update_item writes with a compare-and-set on a per-item version, so
+//     an old statement still in flight and its retry cannot both apply:
+//     whichever comes second finds the version moved, reads again and then
+//     finds the token. It also means a read-modify-write never overwrites a
+//     concurrent writer: on a conflict it reads and applies fn again.
 //   - create_queue keeps its token on the queue row; delete_queue and the
 //     agent table writes are idempotent by nature.
-// A claim whose answer was lost and that committed after the retry gave up
-// looking leaves an item claimed by an agent that does not know it; its
-// lease expires and it goes back to pending like any lost agent's item.
-// launch_ops rows older than an hour are pruned by expire_leases().
+// A claim whose answer was lost and that committed only after its retry
+// had looked (the old statement was still queued on the server) leaves an
+// item claimed by an agent that does not know it; its lease expires and it
+// goes back to pending like any lost agent's item. Its job never ran.
+// launch_pushes rows older than an hour are pruned by expire_leases().
 #include <fcntl.h>
 #include <sys/random.h>
 #include <libpq-fe.h>
@@ -67,13 +69,13 @@ namespace {
 
 // How long an operation keeps retrying a lost connection before Errc::io.
 constexpr int kRetrySeconds = 60;
-// launch_ops rows older than this are pruned; far longer than any retry.
+// launch_pushes rows older than this are pruned; far longer than any retry.
 constexpr std::int64_t kOpsKeepMs = 3600 * 1000;
 constexpr const char* kChannel = "launch_work";
 
 // The schema, one step per version. Never edit a released step: append.
 const char* const kMigrations[] = {
-    // 1: queues, items, agents, operation tokens.
+    // 1: queues, items, agents, push keys.
     R"sql(
 CREATE TABLE launch_queues (
   entity text NOT NULL,
@@ -105,7 +107,7 @@ CREATE TABLE launch_items (
   error_message text,
   warnings text NOT NULL DEFAULT '[]',
   version bigint NOT NULL DEFAULT 0,
-  push_key text UNIQUE,
+  recent_ops text[] NOT NULL DEFAULT '{}',
   FOREIGN KEY (entity, queue) REFERENCES launch_queues (entity, name));
 CREATE INDEX launch_items_pending ON launch_items (entity, queue, priority, id)
   WHERE state = 'pending';
@@ -124,14 +126,14 @@ CREATE TABLE launch_agents (
   running_jobs integer NOT NULL,
   started_at bigint NOT NULL,
   last_seen bigint NOT NULL);
-CREATE TABLE launch_ops (
-  token text PRIMARY KEY,
-  item_id bigint,
+CREATE TABLE launch_pushes (
+  push_key text PRIMARY KEY,
+  item_id bigint NOT NULL,
   at bigint NOT NULL);
 )sql",
-    // 2: pruning old operation tokens by age.
+    // 2: pruning old push keys by age.
     R"sql(
-CREATE INDEX launch_ops_at ON launch_ops (at);
+CREATE INDEX launch_pushes_at ON launch_pushes (at);
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
@@ -153,19 +155,24 @@ struct Statement {
 const Statement kGetItem = {"get_item",
                             "SELECT " LAUNCH_ITEM_COLS " FROM launch_items WHERE id = $1"};
 
+// The item and its push key in one statement; a key already there (an
+// earlier attempt committed) inserts nothing and returns that attempt's id.
 const Statement kInsertItem = {
     "insert_item",
-    "WITH ins AS ("
-    "  INSERT INTO launch_items (entity, queue, state, priority, spec, created_at, "
-    "    updated_at, lease_seconds, max_attempts, run_id, warnings, push_key) "
-    "  VALUES ($1, $2, 'pending', $3, $4, $5, $5, $6, $7, $8, $9, $10) "
-    "  ON CONFLICT (push_key) DO NOTHING RETURNING id), "
+    "WITH k AS ("
+    "  INSERT INTO launch_pushes (push_key, item_id, at) "
+    "  VALUES ($10, nextval('launch_items_id_seq'), $5) "
+    "  ON CONFLICT (push_key) DO NOTHING RETURNING item_id), "
+    "ins AS ("
+    "  INSERT INTO launch_items (id, entity, queue, state, priority, spec, created_at, "
+    "    updated_at, lease_seconds, max_attempts, run_id, warnings) "
+    "  SELECT item_id, $1, $2, 'pending', $3, $4, $5, $5, $6, $7, $8, $9 FROM k RETURNING id), "
     "n AS (SELECT pg_notify('launch_work', $1 || '/' || $2) FROM ins) "
     "SELECT id FROM ins WHERE (SELECT count(*) FROM n) >= 0 "
-    "UNION ALL SELECT id FROM launch_items WHERE push_key = $10"};
+    "UNION ALL SELECT item_id FROM launch_pushes WHERE push_key = $10"};
 
-// Compare-and-set of every mutable column; records the op token and wakes
-// agents when the item is pending afterwards.
+// Compare-and-set of every mutable column; records the op token among the
+// item's recent_ops and wakes agents when the item is pending afterwards.
 const Statement kUpdateItem = {
     "update_item",
     "WITH u AS ("
@@ -173,9 +180,9 @@ const Statement kUpdateItem = {
     "    updated_at = $6, started_at = $7, ended_at = $8, attempt = $9, resume_count = $10, "
     "    lease_seconds = $11, max_attempts = $12, agent_id = $13, lease_expires_at = $14, "
     "    run_id = $15, exit_code = $16, error_stage = $17, error_message = $18, "
-    "    warnings = $19, version = version + 1 "
+    "    warnings = $19, version = version + 1, "
+    "    recent_ops = ($20::text || recent_ops)[1:8] "
     "  WHERE id = $1 AND version = $2 RETURNING id, entity, queue, state), "
-    "o AS (INSERT INTO launch_ops (token, item_id, at) SELECT $20, id, $21 FROM u), "
     "n AS (SELECT pg_notify('launch_work', entity || '/' || queue) FROM u "
     "      WHERE state = 'pending') "
     "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)"};
@@ -188,7 +195,7 @@ const Statement kClaim = {
     "WITH u AS ("
     "  UPDATE launch_items SET state = 'claimed', agent_id = $3, attempt = attempt + 1, "
     "    lease_expires_at = $4 + lease_seconds::bigint * 1000, updated_at = $4, "
-    "    version = version + 1 "
+    "    version = version + 1, recent_ops = ($5::text || recent_ops)[1:8] "
     "  WHERE state = 'pending' AND id = ("
     "    SELECT p.id FROM unnest($1::text[], $2::text[]) AS q(entity, name) "
     "    CROSS JOIN LATERAL ("
@@ -196,18 +203,42 @@ const Statement kClaim = {
     "      WHERE state = 'pending' AND entity = q.entity AND queue = q.name "
     "      ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED) p "
     "    ORDER BY p.priority, p.id LIMIT 1) "
-    "  RETURNING " LAUNCH_ITEM_COLS "), "
-    "o AS (INSERT INTO launch_ops (token, item_id, at) SELECT $5, id, $4 FROM u) "
+    "  RETURNING " LAUNCH_ITEM_COLS ") "
     "SELECT " LAUNCH_ITEM_COLS " FROM u"};
 
-const Statement kOpDone = {"op_done", "SELECT item_id FROM launch_ops WHERE token = $1"};
+// Did the operation with token $2 reach item $1?
+// The same for one queue ($1/$2 its entity and name): the common case (an
+// agent polls its queues in turn), without the unnest, join and sort.
+const Statement kClaimOne = {
+    "claim_one",
+    "WITH u AS ("
+    "  UPDATE launch_items SET state = 'claimed', agent_id = $3, attempt = attempt + 1, "
+    "    lease_expires_at = $4 + lease_seconds::bigint * 1000, updated_at = $4, "
+    "    version = version + 1, recent_ops = ($5::text || recent_ops)[1:8] "
+    "  WHERE state = 'pending' AND id = ("
+    "    SELECT id FROM launch_items "
+    "    WHERE state = 'pending' AND entity = $1 AND queue = $2 "
+    "    ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "  RETURNING " LAUNCH_ITEM_COLS ") "
+    "SELECT " LAUNCH_ITEM_COLS " FROM u"};
+
+const Statement kOpOnItem = {"op_on_item",
+                             "SELECT 1 FROM launch_items WHERE id = $1 AND $2 = ANY(recent_ops)"};
+
+// The item a claim with token $1 took, if it still holds it (off the index
+// of leased items: only consulted when a claim's answer was lost).
+const Statement kClaimedByOp = {
+    "claimed_by_op",
+    "SELECT " LAUNCH_ITEM_COLS " FROM launch_items "
+    "WHERE state IN ('claimed', 'running', 'stopping') AND lease_expires_at > 0 "
+    "AND $1 = ANY(recent_ops) AND agent_id = $2"};
 
 const Statement kExpired = {
     "expired",
     "SELECT id FROM launch_items WHERE state IN ('claimed', 'running', 'stopping') "
     "AND lease_expires_at > 0 AND lease_expires_at < $1 ORDER BY id"};
 
-const Statement kPruneOps = {"prune_ops", "DELETE FROM launch_ops WHERE at < $1"};
+const Statement kPruneOps = {"prune_pushes", "DELETE FROM launch_pushes WHERE at < $1"};
 
 const Statement kTouchAgent = {"touch_agent",
                                "UPDATE launch_agents SET last_seen = $2 WHERE id = $1"};
@@ -542,31 +573,18 @@ class PostgresTransport final : public RecordTransport {
     with_retry("claim", [&](Conn& c, bool retrying) {
       out.reset();
       if (retrying) {
-        if (auto id = op_item(c, token)) {
-          ItemRow row = load(c, std::to_string(*id));
-          if (row.item.agent_id == agent_id) out = row.item;
+        Result done = c.run(kClaimedByOp, {token.c_str(), agent_id.c_str()});
+        if (done.rows() > 0) {
+          out = row_to_item(done, 0).item;  // an earlier attempt committed
           return;
         }
       }
       std::string now = std::to_string(now_ms());
-      Result r;
-      try {
-        r = c.run(kClaim, {ents.c_str(), nams.c_str(), agent_id.c_str(), now.c_str(),
-                           token.c_str()});
-      } catch (const Error&) {
-        if (c.last_sqlstate() != "23505") throw;
-        // Our token is taken: an attempt whose answer was lost committed.
-        if (auto id = op_item(c, token)) {
-          ItemRow row = load(c, std::to_string(*id));
-          if (row.item.agent_id != agent_id) {
-            throw Error(Errc::internal, fmt::format("claim: operation token {} is recorded "
-                                                    "for item {} held by \"{}\"",
-                                                    token, row.item.id, row.item.agent_id));
-          }
-          out = row.item;
-        }
-        return;
-      }
+      Result r = queues.size() == 1
+                     ? c.run(kClaimOne, {queues[0].entity.c_str(), queues[0].name.c_str(),
+                                         agent_id.c_str(), now.c_str(), token.c_str()})
+                     : c.run(kClaim, {ents.c_str(), nams.c_str(), agent_id.c_str(),
+                                      now.c_str(), token.c_str()});
       if (r.rows() > 0) {
         ItemRow row = row_to_item(r, 0);
         remember(row.item, row.version);
@@ -736,7 +754,7 @@ class PostgresTransport final : public RecordTransport {
     with_retry("update", [&](Conn& c, bool retrying) {
       bool in_doubt = retrying;
       for (;;) {
-        if (in_doubt && op_item(c, token)) {
+        if (in_doubt && op_on_item(c, item_id, token)) {
           out = load(c, item_id).item;  // an earlier attempt committed
           return;
         }
@@ -759,10 +777,9 @@ class PostgresTransport final : public RecordTransport {
           out = it;
           return;
         }
-        // Someone wrote the item since we read it (or our token is taken by
-        // a lost attempt that committed late): look again.
+        // Someone wrote the item since we read it (perhaps our own lost
+        // attempt, committed late): look again.
         forget(item_id);
-        in_doubt = in_doubt || c.last_sqlstate() == "23505";
       }
     });
     return out;
@@ -827,14 +844,14 @@ class PostgresTransport final : public RecordTransport {
     throw Error(Errc::not_found, fmt::format("item \"{}\" does not exist", item_id));
   }
 
-  static std::optional<std::int64_t> op_item(Conn& c, const std::string& token) {
-    Result r = c.run(kOpDone, {token.c_str()});
-    if (r.rows() == 0) return std::nullopt;
-    return r.num(0, 0);
+  static bool op_on_item(Conn& c, const std::string& item_id, const std::string& token) {
+    auto id = parse_id(item_id);
+    if (!id) return false;
+    std::string key = std::to_string(*id);
+    return c.run(kOpOnItem, {key.c_str(), token.c_str()}).rows() > 0;
   }
 
-  // The compare-and-set write of update_item. False when the version moved
-  // or the token is already recorded (c.last_sqlstate() tells which).
+  // The compare-and-set write of update_item. False when the version moved.
   static bool store(Conn& c, std::int64_t version, const QueueItem& before, const QueueItem& it,
                     const std::string& token) {
     std::string id = before.id, ver = std::to_string(version), state = to_string(it.state),
@@ -846,7 +863,7 @@ class PostgresTransport final : public RecordTransport {
                 attempts = std::to_string(it.max_attempts),
                 expires = std::to_string(it.lease_expires_at),
                 exit_code = it.exit_code ? std::to_string(*it.exit_code) : std::string(),
-                warnings = warnings_json(it.warnings), at = std::to_string(now_ms());
+                warnings = warnings_json(it.warnings);
     std::string spec_after = to_json(it.spec);
     bool spec_changed = spec_after != to_json(before.spec);
     std::vector<const char*> params = {
@@ -870,15 +887,8 @@ class PostgresTransport final : public RecordTransport {
         it.error ? it.error->message.c_str() : nullptr,
         warnings.c_str(),
         token.c_str(),
-        at.c_str(),
     };
-    try {
-      Result r = c.run(kUpdateItem, params);
-      return r.num(0, 0) == 1;
-    } catch (const Error&) {
-      if (c.last_sqlstate() == "23505") return false;
-      throw;
-    }
+    return c.run(kUpdateItem, params).num(0, 0) == 1;
   }
 
   // The items this process claimed or wrote last, with their row version:

@@ -103,11 +103,11 @@ TEST_CASE("postgres: processes opening a fresh database together create the sche
 TEST_CASE("postgres: an older schema is migrated forward; a newer one is refused") {
   FreshDatabase db;
   open_transport(db.uri());
-  // Make it look like a version-1 database: step 2 is the ops index.
-  pg_exec(db.uri(), "DROP INDEX launch_ops_at; UPDATE launch_schema SET version = 1");
+  // Make it look like a version-1 database: step 2 is the push keys' index.
+  pg_exec(db.uri(), "DROP INDEX launch_pushes_at; UPDATE launch_schema SET version = 1");
   open_transport(db.uri());
   CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "2");
-  CHECK(pg_exec(db.uri(), "SELECT count(*) FROM pg_indexes WHERE indexname = 'launch_ops_at'") ==
+  CHECK(pg_exec(db.uri(), "SELECT count(*) FROM pg_indexes WHERE indexname = 'launch_pushes_at'") ==
         "1");
 
   pg_exec(db.uri(), "UPDATE launch_schema SET version = 99");
@@ -207,13 +207,23 @@ TEST_CASE("postgres: a claim whose answer was lost returns that item, claimed on
   std::string a = direct->push(kQ, job("a")), b = direct->push(kQ, job("b"));
   LossyProxy proxy(db.uri());
   auto t = open_transport(proxy.uri());
-  proxy.lose_answer_to("claim");
+  // One queue and several queues take different statements.
+  proxy.lose_answer_to("claim_one");
   auto got = t->claim({kQ}, "agent-1");
   CHECK(proxy.lost() == 1);
   REQUIRE(got);
   CHECK(got->id == a);
   CHECK(got->attempt == 1);
   CHECK(direct->get(b).state == ItemState::pending);
+
+  direct->create_queue(make_queue("other"));
+  proxy.lose_answer_to("claim");
+  auto second = t->claim({QueueRef{"team", "other"}, kQ}, "agent-1");
+  CHECK(proxy.lost() == 2);
+  REQUIRE(second);
+  CHECK(second->id == b);
+  CHECK(second->attempt == 1);
+  CHECK(direct->list({kQ, ItemState::claimed, "agent-1", 0}).size() == 2);
 }
 
 TEST_CASE("postgres: a finish whose answer was lost succeeds once") {
