@@ -959,6 +959,9 @@ class PostgresTransport final : public RecordTransport {
         op(*c, retrying);
       } catch (const ConnectionLost& e) {
         failure = e.message.empty() ? "connection lost" : e.message;
+        // The server went away: the pooled connections went with it.
+        std::lock_guard<std::mutex> lock(pool_mu_);
+        pool_.clear();
       } catch (...) {
         if (c) release(std::move(c));
         throw;
