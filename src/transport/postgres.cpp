@@ -70,7 +70,7 @@ namespace {
 // How long an operation keeps retrying a lost connection before Errc::io.
 constexpr int kRetrySeconds = 60;
 // launch_pushes rows older than this are pruned; far longer than any retry.
-constexpr std::int64_t kOpsKeepMs = 3600 * 1000;
+constexpr std::int64_t kPushKeysKeepMs = 3600 * 1000;
 constexpr const char* kChannel = "launch_work";
 
 // The schema, one step per version. Never edit a released step: append.
@@ -787,7 +787,7 @@ class PostgresTransport final : public RecordTransport {
 
   std::vector<std::string> expired_item_ids(std::int64_t now) override {
     std::vector<std::string> out;
-    std::string at = std::to_string(now), old = std::to_string(now - kOpsKeepMs);
+    std::string at = std::to_string(now), old = std::to_string(now - kPushKeysKeepMs);
     with_retry("expired", [&](Conn& c, bool) {
       Result r = c.run(kExpired, {at.c_str()});
       out.clear();
