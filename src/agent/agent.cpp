@@ -168,14 +168,16 @@ struct Agent::Impl {
 
   // ---- identity
 
-  // Stable across restarts of one agent (same host, transport, entity and
-  // queues) so a restarted agent finds the items it held. A lock file keeps
-  // two live agents from sharing one id: the second gets a suffix.
+  // Stable across restarts of one agent (same host, LAUNCH_HOME, transport,
+  // entity and queues) so a restarted agent finds the items it held. A lock
+  // file under LAUNCH_HOME keeps two live agents from sharing one id: the
+  // second gets a suffix. The home is part of the key because the lock is:
+  // two agents with different homes must not end up with one id.
   void choose_id() {
     std::vector<std::string> names;
     for (const auto& q : queues) names.push_back(q.str());
     std::sort(names.begin(), names.end());
-    std::string key = transport->uri() + "\n" + config.entity;
+    std::string key = home + "\n" + transport->uri() + "\n" + config.entity;
     for (const auto& n : names) key += "\n" + n;
     std::string base = fmt::format("{}-{:08x}", host, fnv1a(key) & 0xffffffffu);
     std::string dir = home + "/agents";

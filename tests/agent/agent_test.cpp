@@ -379,6 +379,16 @@ TEST_CASE("agent: a restarted agent keeps its id and ends the runs it lost") {
   // Two live agents never share an id.
   Agent other(b.config(), h.t);
   CHECK(other.id() != b.id());
+
+  // Nor do two agents with different homes (their locks cannot see each
+  // other), even once the first has stopped.
+  TempDir home2;
+  AgentConfig c2 = b.config();
+  c2.launch_home = home2.path();
+  std::string first = b.id();
+  h.agent.reset();
+  Agent elsewhere(c2, h.t);
+  CHECK(elsewhere.id() != first);
 }
 
 namespace {
