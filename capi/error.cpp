@@ -57,11 +57,19 @@ int launch_error_set(int code, const char* message) {
 }
 
 const char* launch_error_name(int code) {
-  if (code == LAUNCH_OK) return "ok";
-  if (code <= LAUNCH_EINVALID && code >= LAUNCH_EUSER) {
-    return launch::to_string(static_cast<launch::Errc>(code));
+  switch (code) {
+    case LAUNCH_OK: return "ok";
+    case LAUNCH_EINVALID: return "invalid";
+    case LAUNCH_ENOTFOUND: return "not_found";
+    case LAUNCH_EEXISTS: return "exists";
+    case LAUNCH_ESTATE: return "state";
+    case LAUNCH_EIO: return "io";
+    case LAUNCH_EUNSUPPORTED: return "unsupported";
+    case LAUNCH_ETIMEOUT: return "timeout";
+    case LAUNCH_EINTERNAL: return "internal";
+    case LAUNCH_EUSER: return "user";
+    default: return "unknown";
   }
-  return "unknown";
 }
 
 void launch_free(void* ptr) { std::free(ptr); }

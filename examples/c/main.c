@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
   launch_agent_options opts;
   const char *queues[] = {"research/training"};
   char *finished = NULL;
-  int i, status = 0;
+  const char *p;
+  int i, done = 0, status = 0;
 
   memset(&runner, 0, sizeof runner);
   runner.version = LAUNCH_RUNNER_VERSION;
@@ -95,8 +96,9 @@ int main(int argc, char **argv) {
   if (launch_item_list(t, "research/training", "finished", &finished) != LAUNCH_OK) {
     return fail("list");
   }
-  printf("finished: %s\n", finished);
-  if (sched.handed != 3) status = 1;
+  for (p = finished; (p = strstr(p, "\"state\":\"finished\"")) != NULL; ++p) done++;
+  printf("%d of 3 jobs finished\n", done);
+  if (done != 3) status = 1;
   launch_free(finished);
   launch_agent_destroy(agent);
   launch_transport_close(t);
