@@ -269,13 +269,21 @@ class RunnerRegistrationTest(unittest.TestCase):
             launch.register_runner("", RecordingRunner())
 
 
-class LogTest(unittest.TestCase):
+class LogTest(LaunchTestCase):
     def test_sink_and_level(self):
         lines = []
         launch.set_log_sink(lambda level, line: lines.append((level, line)))
         self.addCleanup(launch.set_log_sink, None)
-        launch.set_log_level(launch.LOG_DEBUG)
         self.addCleanup(launch.set_log_level, launch.LOG_INFO)
+        with launch.Transport("memory://") as t:
+            launch.set_log_level(launch.LOG_ERROR)
+            self.agent(t, "py-test/quiet").step(0)
+            self.assertEqual(lines, [])
+            launch.set_log_level(launch.LOG_INFO)
+            self.agent(t, "py-test/loud").step(0)
+            self.assertTrue(lines)
+            self.assertTrue(all(launch.LOG_ERROR <= lvl <= launch.LOG_INFO for lvl, _ in lines))
+            self.assertTrue(any("py-test/loud" in line for _, line in lines))
         with self.assertRaises(launch.InvalidError):
             launch.set_log_level(9)
 
