@@ -30,4 +30,14 @@ install(FILES ${PROJECT_BINARY_DIR}/launchConfig.cmake
 set(LAUNCH_PC_LIBDIR "\${exec_prefix}/${CMAKE_INSTALL_LIBDIR}")
 set(LAUNCH_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 configure_file(cmake/launch.pc.in ${PROJECT_BINARY_DIR}/launch.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/launch.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# `cmake --install --prefix DIR` must write DIR into the installed file, not
+# the prefix known at configure time: it is written again when installing.
+install(CODE "
+  set(PROJECT_VERSION [==[${PROJECT_VERSION}]==])
+  set(LAUNCH_PC_LIBDIR [==[${LAUNCH_PC_LIBDIR}]==])
+  set(LAUNCH_PC_INCLUDEDIR [==[${LAUNCH_PC_INCLUDEDIR}]==])
+  configure_file([==[${PROJECT_SOURCE_DIR}/cmake/launch.pc.in]==]
+                 [==[${PROJECT_BINARY_DIR}/pkgconfig-install/launch.pc]==] @ONLY)
+")
+install(FILES ${PROJECT_BINARY_DIR}/pkgconfig-install/launch.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

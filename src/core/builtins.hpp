@@ -14,6 +14,8 @@
 namespace launch {
 
 std::shared_ptr<Transport> open_memory_transport(const std::string& uri);
+std::shared_ptr<Transport> open_sqlite_transport(const std::string& uri);
+std::unique_ptr<Runner> make_local_process_runner(const RunnerContext& context);
 
 }  // namespace launch
 

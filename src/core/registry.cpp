@@ -23,6 +23,8 @@ struct Registries {
 
 void install_builtins(Registries& r) {
   r.transports["memory"] = open_memory_transport;
+  r.transports["sqlite"] = open_sqlite_transport;
+  r.runners["local-process"] = make_local_process_runner;
 }
 
 Registries& registries() {

@@ -1,0 +1,126 @@
+// The `launch` command line: shared state of one invocation and the
+// commands, each built on the public library API alone.
+#ifndef LAUNCH_EXAMPLES_LAUNCH_CLI_HPP
+#define LAUNCH_EXAMPLES_LAUNCH_CLI_HPP
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "launch/launch.hpp"
+
+namespace cli {
+
+// What every command shares: the global flags and the store, opened on
+// first use so that `--help` and usage errors never touch it.
+class Context {
+ public:
+  bool json = false;
+  std::string entity_flag;  // -e, when given
+
+  launch::Transport& transport();
+  // -e, else LAUNCH_ENTITY, else the config file's `entity`, else the OS
+  // user name.
+  std::string entity();
+  launch::QueueRef queue_ref(const std::string& text);
+
+ private:
+  std::shared_ptr<launch::Transport> transport_;
+  std::optional<std::string> entity_;
+};
+
+struct QueueCreateOptions {
+  std::string file;  // -f; "-" reads stdin
+  std::string name;
+  std::string resource;
+  std::string config;  // a file, or JSON/YAML text
+  bool prioritize = false;
+  std::optional<int> lease_seconds;
+  std::optional<int> max_attempts;
+};
+
+struct PushOptions {
+  std::string queue;
+  std::string name;
+  std::string project;
+  std::string priority;
+  std::vector<std::string> set_vars;
+  std::vector<std::string> envs;
+  std::string resource_args;
+  std::string run_config;
+  std::string image;
+  std::string git_url;
+  std::string git_ref;
+  std::string code_dir;
+  std::string entry;
+  std::string run_id;
+  std::string dockerfile;
+  std::vector<std::string> args;  // after `--`
+};
+
+struct ListOptions {
+  std::string queue;
+  std::string state;
+  std::size_t limit = 0;
+};
+
+// Each command returns the process exit code; failures throw.
+int queue_create(Context& ctx, const QueueCreateOptions& opts);
+int queue_list(Context& ctx);
+int queue_show(Context& ctx, const std::string& name);
+int queue_delete(Context& ctx, const std::string& name);
+int push(Context& ctx, const PushOptions& opts);
+int list(Context& ctx, const ListOptions& opts);
+int show(Context& ctx, const std::string& item_id);
+int logs(Context& ctx, const std::string& item_id, bool follow);
+int cancel(Context& ctx, const std::string& item_id);
+int wait(Context& ctx, const std::string& item_id, double timeout_seconds);
+int agents(Context& ctx);
+
+// The exit code `wait` gives for a terminal item.
+int exit_code_of(const launch::QueueItem& item);
+constexpr int kExitStopped = 130;
+constexpr int kExitTimeout = 124;
+
+// --- helpers shared by the commands (util.cpp)
+
+std::string os_user_name();
+std::string read_file(const std::string& path);  // Errc::io naming the path
+bool is_regular_file(const std::string& path);
+// "@file" -> the file's text; anything else as it is.
+std::string text_or_file(const std::string& value);
+// Splits "K=V" (`flag` names the option in errors).
+std::pair<std::string, std::string> split_assignment(const std::string& text,
+                                                     const std::string& flag);
+// -E: a program path, or a JSON array of strings.
+std::vector<std::string> parse_entry_point(const std::string& text);
+
+// --- output (output.cpp)
+
+// Columns padded to the widest cell, two spaces apart.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) : header_(std::move(header)) {}
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::string str() const;
+
+ private:
+  std::vector<std::string> header_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string age(std::int64_t since_ms, std::int64_t now_ms);
+std::string local_time(std::int64_t ms);
+std::string shorten(const std::string& text, std::size_t max);
+std::string json_array(const std::vector<std::string>& json_values);
+std::string json_string(const std::string& s);
+std::string agents_json(const std::vector<launch::AgentRecord>& agents);
+std::string item_details(const launch::QueueItem& item);
+std::string queue_details(const launch::QueueDef& queue);
+
+}  // namespace cli
+
+#endif

@@ -1,0 +1,388 @@
+// The commands. Each prints its result on stdout (human text, or JSON with
+// --json) and throws launch::Error on failure; main() turns that into one
+// line on stderr and a non-zero exit.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "cli.hpp"
+
+namespace cli {
+
+using launch::Errc;
+using launch::Error;
+
+namespace {
+
+constexpr auto kPollInterval = std::chrono::milliseconds(150);
+
+void print(const std::string& text) {
+  std::cout << text;
+  if (!text.empty() && text.back() != '\n') std::cout << '\n';
+}
+
+launch::ItemFilter filter_for(Context& ctx, const ListOptions& opts) {
+  launch::ItemFilter f;
+  if (!opts.queue.empty()) f.queue = ctx.queue_ref(opts.queue);
+  if (!opts.state.empty()) {
+    try {
+      f.state = launch::parse_item_state(opts.state);
+    } catch (const Error&) {
+      throw Error(Errc::invalid,
+                  "--state \"" + opts.state +
+                      "\": expected pending, claimed, running, stopping, finished, "
+                      "failed or stopped");
+    }
+  }
+  f.limit = opts.limit;
+  return f;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- queues
+
+int queue_create(Context& ctx, const QueueCreateOptions& opts) {
+  launch::QueueDef q;
+  if (!opts.file.empty()) {
+    if (!opts.name.empty() || !opts.resource.empty() || !opts.config.empty() ||
+        opts.prioritize) {
+      throw Error(Errc::invalid,
+                  "queue create: -f FILE describes the whole queue; give no NAME, "
+                  "-r, --config or --prioritize with it");
+    }
+    q = launch::parse_queue(read_file(opts.file), ctx.entity(),
+                            opts.file == "-" ? "stdin" : opts.file);
+    if (!ctx.entity_flag.empty() && q.entity != ctx.entity_flag) {
+      throw Error(Errc::invalid, "queue create: " + opts.file + " names entity \"" +
+                                     q.entity + "\" but -e gives \"" +
+                                     ctx.entity_flag + "\"");
+    }
+  } else {
+    if (opts.name.empty()) {
+      throw Error(Errc::invalid, "queue create: give NAME -r RESOURCE, or -f FILE");
+    }
+    if (opts.resource.empty()) {
+      throw Error(Errc::invalid, "queue create " + opts.name + ": -r RESOURCE is required");
+    }
+    auto ref = ctx.queue_ref(opts.name);
+    q.entity = ref.entity;
+    q.name = ref.name;
+    q.resource = opts.resource;
+    q.prioritization = opts.prioritize;
+    if (!opts.config.empty()) {
+      std::string text = is_regular_file(opts.config) ? read_file(opts.config)
+                                                      : text_or_file(opts.config);
+      q.config = launch::config_to_json(text, "--config");
+    }
+  }
+  if (opts.lease_seconds) q.lease_seconds = *opts.lease_seconds;
+  if (opts.max_attempts) q.max_attempts = *opts.max_attempts;
+  q.validate();
+  auto& t = ctx.transport();
+  t.create_queue(q);
+  auto stored = t.get_queue(q.ref());
+  if (ctx.json) {
+    print(launch::to_json(stored));
+  } else {
+    print("created queue " + stored.ref().str());
+  }
+  return 0;
+}
+
+int queue_list(Context& ctx) {
+  auto& t = ctx.transport();
+  auto queues = t.list_queues();
+  if (ctx.json) {
+    std::vector<std::string> out;
+    for (const auto& q : queues) out.push_back(launch::to_json(q));
+    print(json_array(out));
+    return 0;
+  }
+  std::map<launch::QueueRef, std::pair<int, int>> counts;  // pending, active
+  for (const auto& item : t.list()) {
+    if (item.state == launch::ItemState::pending) {
+      ++counts[item.queue].first;
+    } else if (!launch::is_terminal(item.state)) {
+      ++counts[item.queue].second;
+    }
+  }
+  Table table({"QUEUE", "RESOURCE", "PRIORITIZED", "PENDING", "ACTIVE", "CREATED"});
+  std::int64_t now = launch::now_ms();
+  for (const auto& q : queues) {
+    auto c = counts[q.ref()];
+    table.add({q.ref().str(), q.resource, q.prioritization ? "yes" : "no",
+               std::to_string(c.first), std::to_string(c.second),
+               age(q.created_at, now) + " ago"});
+  }
+  std::cout << table.str();
+  return 0;
+}
+
+int queue_show(Context& ctx, const std::string& name) {
+  auto q = ctx.transport().get_queue(ctx.queue_ref(name));
+  print(ctx.json ? launch::to_json(q) : queue_details(q));
+  return 0;
+}
+
+int queue_delete(Context& ctx, const std::string& name) {
+  auto ref = ctx.queue_ref(name);
+  ctx.transport().delete_queue(ref);
+  print(ctx.json ? "{\"deleted\":" + json_string(ref.str()) + "}"
+                 : "deleted queue " + ref.str());
+  return 0;
+}
+
+// ---------------------------------------------------------------- items
+
+int push(Context& ctx, const PushOptions& opts) {
+  launch::JobSpec spec;
+  spec.name = opts.name;
+  spec.project = opts.project;
+  spec.run_id = opts.run_id;
+  spec.dockerfile = opts.dockerfile;
+  if (!opts.priority.empty()) {
+    try {
+      spec.priority = launch::parse_priority(opts.priority);
+    } catch (const Error&) {
+      throw Error(Errc::invalid, "-P \"" + opts.priority +
+                                     "\": expected critical, high, medium or low");
+    }
+  }
+  for (const auto& s : opts.set_vars) {
+    auto [k, v] = split_assignment(s, "--set-var");
+    spec.template_values[k] = v;
+  }
+  for (const auto& s : opts.envs) {
+    auto [k, v] = split_assignment(s, "--env");
+    spec.env[k] = v;
+  }
+  if (!opts.resource_args.empty()) {
+    spec.resource_args = launch::config_to_json(text_or_file(opts.resource_args), "-R");
+  }
+  if (!opts.run_config.empty()) {
+    spec.run_config = launch::config_to_json(text_or_file(opts.run_config), "-c");
+  }
+  if (!opts.image.empty()) {
+    spec.source.kind = launch::JobSource::Kind::image;
+    spec.source.image = opts.image;
+  } else if (!opts.git_url.empty()) {
+    spec.source.kind = launch::JobSource::Kind::git;
+    spec.source.git_url = opts.git_url;
+    spec.source.git_ref = opts.git_ref;
+  } else if (!opts.code_dir.empty()) {
+    std::error_code ec;
+    auto dir = std::filesystem::absolute(opts.code_dir, ec).lexically_normal();
+    if (ec || !std::filesystem::is_directory(dir, ec)) {
+      throw Error(Errc::invalid, "--code \"" + opts.code_dir + "\": no such directory");
+    }
+    std::string text = dir.string();
+    if (text.size() > 1 && text.back() == '/') text.pop_back();
+    spec.source.kind = launch::JobSource::Kind::code;
+    spec.source.code_dir = text;
+  }
+  if (!opts.git_ref.empty() && opts.git_url.empty()) {
+    throw Error(Errc::invalid, "--ref \"" + opts.git_ref + "\" needs --git URL");
+  }
+  if (!opts.entry.empty()) spec.entry_point = parse_entry_point(opts.entry);
+  spec.args = opts.args;
+  const char* author = std::getenv("LAUNCH_AUTHOR");
+  spec.author = author && *author ? author : os_user_name();
+  spec.validate();
+
+  auto& t = ctx.transport();
+  std::string id = t.push(ctx.queue_ref(opts.queue), spec);
+  print(ctx.json ? launch::to_json(t.get(id)) : id);
+  return 0;
+}
+
+int list(Context& ctx, const ListOptions& opts) {
+  auto filter = filter_for(ctx, opts);
+  // An unknown queue is an error, not an empty list.
+  if (filter.queue) ctx.transport().get_queue(*filter.queue);
+  auto items = ctx.transport().list(filter);
+  if (ctx.json) {
+    std::vector<std::string> out;
+    for (const auto& item : items) out.push_back(launch::to_json(item));
+    print(json_array(out));
+    return 0;
+  }
+  Table table({"ID", "QUEUE", "STATE", "PRIORITY", "NAME", "RUN", "EXIT", "AGE", "ERROR"});
+  std::int64_t now = launch::now_ms();
+  for (const auto& item : items) {
+    std::string error = "-";
+    if (item.error) {
+      error = std::string(launch::to_string(item.error->stage)) + ": " +
+              shorten(item.error->message, 48);
+    }
+    table.add({item.id, item.queue.str(), launch::to_string(item.state),
+               launch::to_string(item.priority),
+               item.spec.name.empty() ? "-" : shorten(item.spec.name, 32),
+               item.run_id.empty() ? "-" : item.run_id,
+               item.exit_code ? std::to_string(*item.exit_code) : "-",
+               age(item.created_at, now), error});
+  }
+  std::cout << table.str();
+  return 0;
+}
+
+int show(Context& ctx, const std::string& item_id) {
+  auto item = ctx.transport().get(item_id);
+  print(ctx.json ? launch::to_json(item) : item_details(item));
+  return 0;
+}
+
+int cancel(Context& ctx, const std::string& item_id) {
+  auto item = ctx.transport().cancel(item_id);
+  print(ctx.json ? launch::to_json(item)
+                 : item.id + " " + launch::to_string(item.state));
+  return 0;
+}
+
+int exit_code_of(const launch::QueueItem& item) {
+  switch (item.state) {
+    case launch::ItemState::finished: return 0;
+    case launch::ItemState::stopped: return kExitStopped;
+    case launch::ItemState::failed:
+      if (item.exit_code && *item.exit_code > 0 && *item.exit_code < 256) {
+        return *item.exit_code;
+      }
+      return 1;
+    default: return 1;
+  }
+}
+
+int wait(Context& ctx, const std::string& item_id, double timeout_seconds) {
+  auto& t = ctx.transport();
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(static_cast<std::int64_t>(timeout_seconds * 1000));
+  for (;;) {
+    auto item = t.get(item_id);
+    if (launch::is_terminal(item.state)) {
+      if (ctx.json) {
+        print(launch::to_json(item));
+      } else {
+        std::string line = item.id + " " + launch::to_string(item.state);
+        if (item.exit_code) line += " (exit code " + std::to_string(*item.exit_code) + ")";
+        if (item.error) {
+          line += ": " + std::string(launch::to_string(item.error->stage)) + ": " +
+                  item.error->message;
+        }
+        print(line);
+      }
+      return exit_code_of(item);
+    }
+    if (timeout_seconds > 0 && std::chrono::steady_clock::now() >= deadline) {
+      std::cerr << "launch: timed out waiting for " << item_id << " (still "
+                << launch::to_string(item.state) << ")\n";
+      return kExitTimeout;
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+// ---------------------------------------------------------------- logs
+
+namespace {
+
+// One log file, read from where the last read stopped. Opened when it
+// appears (the agent creates it when the run starts).
+class LogTail {
+ public:
+  LogTail(std::string path, std::string stream, FILE* out)
+      : path_(std::move(path)), stream_(std::move(stream)), out_(out) {}
+  ~LogTail() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LogTail(const LogTail&) = delete;
+  LogTail& operator=(const LogTail&) = delete;
+
+  // Copies what is new; with `json`, as one JSON line per chunk on stdout.
+  void drain(bool json) {
+    if (fd_ < 0) fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return;
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      if (json) {
+        std::string line = "{\"stream\":" + json_string(stream_) +
+                           ",\"text\":" + json_string(std::string(buf, static_cast<std::size_t>(n))) + "}\n";
+        std::fwrite(line.data(), 1, line.size(), stdout);
+      } else {
+        std::fwrite(buf, 1, static_cast<std::size_t>(n), out_);
+      }
+    }
+    std::fflush(json ? stdout : out_);
+  }
+
+  std::string read_all() const {
+    return is_regular_file(path_) ? read_file(path_) : std::string();
+  }
+  const std::string& stream() const { return stream_; }
+
+ private:
+  std::string path_;
+  std::string stream_;
+  FILE* out_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+int logs(Context& ctx, const std::string& item_id, bool follow) {
+  auto& t = ctx.transport();
+  auto item = t.get(item_id);  // an unknown item is an error, not empty logs
+  std::string dir = launch::launch_home() + "/runs/" + item.id + "/";
+  LogTail tails[] = {{dir + "build.log", "build", stdout},
+                     {dir + "stdout.log", "stdout", stdout},
+                     {dir + "stderr.log", "stderr", stderr}};
+  if (!follow && ctx.json) {
+    std::string out = "{\"id\":" + json_string(item.id);
+    for (const auto& tail : tails) out += ",\"" + tail.stream() + "\":" + json_string(tail.read_all());
+    print(out + "}");
+    return 0;
+  }
+  std::cout.flush();
+  for (;;) {
+    // Check the state before draining, so whatever the run wrote before it
+    // ended is read by this last pass.
+    bool done = !follow || launch::is_terminal(item.state);
+    for (auto& tail : tails) tail.drain(ctx.json);
+    if (done) return 0;
+    std::this_thread::sleep_for(kPollInterval);
+    item = t.get(item_id);
+  }
+}
+
+// ---------------------------------------------------------------- agents
+
+int agents(Context& ctx) {
+  auto records = ctx.transport().list_agents();
+  if (ctx.json) {
+    print(agents_json(records));
+    return 0;
+  }
+  Table table({"ID", "HOST", "PID", "STATUS", "QUEUES", "RUNNING", "LAST SEEN"});
+  std::int64_t now = launch::now_ms();
+  for (const auto& a : records) {
+    std::string queues;
+    for (const auto& q : a.queues) queues += (queues.empty() ? "" : ",") + q;
+    std::string max = a.max_jobs < 0 ? "unlimited" : std::to_string(a.max_jobs);
+    table.add({a.id, a.host, std::to_string(a.pid), launch::to_string(a.status),
+               queues.empty() ? "-" : queues,
+               std::to_string(a.running_jobs) + "/" + max,
+               age(a.last_seen, now) + " ago"});
+  }
+  std::cout << table.str();
+  return 0;
+}
+
+}  // namespace cli

@@ -1,0 +1,128 @@
+// The context every command shares (store, entity) and small helpers.
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include "cli.hpp"
+
+namespace cli {
+
+using launch::Errc;
+using launch::Error;
+
+namespace {
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+}  // namespace
+
+launch::Transport& Context::transport() {
+  if (!transport_) transport_ = launch::open_transport(launch::default_transport_uri());
+  return *transport_;
+}
+
+std::string Context::entity() {
+  if (entity_) return *entity_;
+  std::string e = entity_flag;
+  if (e.empty()) e = env("LAUNCH_ENTITY");
+  if (e.empty()) {
+    // The agent's config file: its default path, or LAUNCH_CONFIG_FILE (the
+    // CLI's -c is push's run config, so the file cannot come from a flag).
+    std::string path = env("LAUNCH_CONFIG_FILE");
+    if (path.empty()) path = launch::AgentConfig::default_path();
+    if (is_regular_file(path)) e = launch::AgentConfig::from_file(path).entity;
+  }
+  if (e.empty()) e = os_user_name();
+  launch::validate_name("entity", e);
+  entity_ = e;
+  return e;
+}
+
+launch::QueueRef Context::queue_ref(const std::string& text) {
+  // Only look the default entity up when the name lacks one, so that a
+  // full "entity/name" never depends on the config file.
+  if (text.find('/') != std::string::npos) return launch::QueueRef::parse(text);
+  return launch::QueueRef::parse(text, entity());
+}
+
+std::string os_user_name() {
+  if (const passwd* pw = getpwuid(geteuid())) {
+    if (pw->pw_name && *pw->pw_name) return pw->pw_name;
+  }
+  std::string user = env("USER");
+  if (user.empty()) {
+    throw Error(Errc::not_found,
+                "cannot tell the user name: give -e ENTITY or set LAUNCH_ENTITY");
+  }
+  return user;
+}
+
+bool is_regular_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string read_file(const std::string& path) {
+  if (path == "-") {
+    return std::string(std::istreambuf_iterator<char>(std::cin),
+                       std::istreambuf_iterator<char>());
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(Errc::io, "cannot read \"" + path + "\"");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw Error(Errc::io, "cannot read \"" + path + "\"");
+  return ss.str();
+}
+
+std::string text_or_file(const std::string& value) {
+  if (!value.empty() && value[0] == '@') return read_file(value.substr(1));
+  return value;
+}
+
+std::pair<std::string, std::string> split_assignment(const std::string& text,
+                                                     const std::string& flag) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw Error(Errc::invalid,
+                flag + " \"" + text + "\": expected KEY=VALUE");
+  }
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+std::vector<std::string> parse_entry_point(const std::string& text) {
+  if (text.empty()) throw Error(Errc::invalid, "-E: the entry point is empty");
+  if (text[0] != '[') return {text};
+  rapidjson::Document doc;
+  doc.Parse(text.c_str(), text.size());
+  if (doc.HasParseError()) {
+    throw Error(Errc::invalid,
+                "-E \"" + text + "\": invalid JSON at offset " +
+                    std::to_string(doc.GetErrorOffset()) + ": " +
+                    rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  std::vector<std::string> argv;
+  for (const auto& v : doc.GetArray()) {
+    if (!v.IsString()) {
+      throw Error(Errc::invalid,
+                  "-E \"" + text + "\": expected a JSON array of strings");
+    }
+    argv.emplace_back(v.GetString(), v.GetStringLength());
+  }
+  if (argv.empty()) throw Error(Errc::invalid, "-E: the entry point is empty");
+  return argv;
+}
+
+}  // namespace cli

@@ -1,0 +1,929 @@
+// The agent: one thread, one poll(2) loop over the transport's wake-up
+// descriptor, each run's descriptor and a self-pipe (stop(), finished
+// builds), with timers for heartbeats and lease expiry.
+//
+// A claimed item goes: resolve (template values, deep merge, secure mode)
+// -> build on a worker thread when the runner needs an image -> macros ->
+// GPUs from the pool (waiting for them when all are taken) -> submit ->
+// start. Any failure ends the item `failed` with its stage: agent for
+// resolving and submitting, build for the builder, run for the run itself.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <future>
+#include <map>
+#include <thread>
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "agent/gpu_pool.hpp"
+#include "core/json.hpp"
+#include "core/secure.hpp"
+#include "launch/agent.hpp"
+#include "launch/error.hpp"
+#include "launch/log.hpp"
+#include "launch/runner.hpp"
+#include "launch/template.hpp"
+#include "launch/version.hpp"
+
+namespace launch {
+namespace {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// While it holds items the agent heartbeats this often, so a cancel request
+// reaches it within a second even when the transport cannot wake it.
+constexpr milliseconds kBusyHeartbeat{1000};
+// Without a wake-up descriptor from the transport, how often to try a claim.
+constexpr milliseconds kClaimPoll{250};
+
+void make_dirs(const std::string& path) {
+  std::string cur;
+  std::size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
+      throw Error(Errc::io,
+                  fmt::format("cannot create directory {}: {}", cur, std::strerror(errno)));
+    }
+  }
+}
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+std::uint64_t fnv1a(const std::string& s) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string iso_time_now() {
+  auto ms = now_ms();
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  struct tm tm;
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms % 1000));
+}
+
+enum class Phase { building, waiting_gpus, running };
+
+struct Active {
+  QueueItem item;
+  QueueDef queue;
+  Runner* runner = nullptr;
+  ResolvedJob job;
+  Phase phase = Phase::running;
+  std::future<BuildResult> build;
+  std::unique_ptr<Run> run;
+  int gpus_wanted = 0;
+  std::vector<int> gpus;
+  bool cancel_requested = false;  // the user cancelled: ends `stopped`
+  bool releasing = false;         // the agent is shutting down: back to pending
+};
+
+}  // namespace
+
+struct Agent::Impl {
+  AgentConfig config;
+  std::shared_ptr<Transport> transport;
+  std::function<void(const JobEvent&)> on_event;
+  std::string id;
+  std::string home;
+  std::string host;
+  std::vector<QueueRef> queues;
+  std::size_t next_queue = 0;
+  std::map<std::string, std::unique_ptr<Runner>> runners;
+  std::map<std::string, Active> active;  // by item id
+  GpuPool gpus{0};
+
+  int wake_r = -1, wake_w = -1;
+  int lock_fd = -1;
+  std::atomic<int> drain_requests{0};
+  std::atomic<bool> cancel_requested{false};
+  bool releasing = false;
+
+  bool started = false;
+  bool finished = false;
+  bool want_claim = true;
+  AgentRecord record;
+  clock::time_point next_heartbeat{};
+  clock::time_point last_heartbeat{};
+  clock::time_point next_expire{};
+  clock::time_point next_claim_poll{};
+
+  ~Impl() {
+    // Runs still held are killed by their handles; their items will come
+    // back through lease expiry.
+    active.clear();
+    if (wake_r >= 0) ::close(wake_r);
+    if (wake_w >= 0) ::close(wake_w);
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+
+  bool stopping() const { return drain_requests.load() > 0 || cancel_requested.load(); }
+  bool capacity() const {
+    return config.max_jobs < 0 || static_cast<int>(active.size()) < config.max_jobs;
+  }
+
+  // ---- identity
+
+  // Stable across restarts of one agent (same host, transport, entity and
+  // queues) so a restarted agent finds the items it held. A lock file keeps
+  // two live agents from sharing one id: the second gets a suffix.
+  void choose_id() {
+    std::vector<std::string> names;
+    for (const auto& q : queues) names.push_back(q.str());
+    std::sort(names.begin(), names.end());
+    std::string key = transport->uri() + "\n" + config.entity;
+    for (const auto& n : names) key += "\n" + n;
+    std::string base = fmt::format("{}-{:08x}", host, fnv1a(key) & 0xffffffffu);
+    std::string dir = home + "/agents";
+    make_dirs(dir);
+    for (int n = 0; n < 1000; ++n) {
+      std::string candidate =
+          n == 0 ? base : fmt::format("{}-{}{}", base, ::getpid(), n == 1 ? "" : "-" + std::to_string(n));
+      std::string path = dir + "/" + candidate + ".lock";
+      int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        throw Error(Errc::io, fmt::format("cannot open agent lock {}: {}", path,
+                                          std::strerror(errno)));
+      }
+      if (::flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        lock_fd = fd;
+        id = candidate;
+        return;
+      }
+      ::close(fd);
+    }
+    throw Error(Errc::internal, "no free agent id");
+  }
+
+  // ---- reporting
+
+  void emit(const QueueItem& item, const std::string& message_override = "") {
+    JobEvent ev;
+    ev.item_id = item.id;
+    ev.queue = item.queue;
+    ev.state = item.state;
+    ev.run_id = item.run_id;
+    ev.exit_code = item.exit_code;
+    ev.message = message_override;
+    if (ev.message.empty() && item.error && is_terminal(item.state)) {
+      ev.message = fmt::format("{}: {}", to_string(item.error->stage), item.error->message);
+    }
+    log_event(ev);
+    if (on_event) on_event(ev);
+  }
+
+  void log_event(const JobEvent& ev) {
+    std::string line;
+    if (config.log_format == "json") {
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      w.StartObject();
+      w.Key("time");
+      w.String(iso_time_now());
+      w.Key("agent");
+      w.String(id);
+      w.Key("item");
+      w.String(ev.item_id);
+      w.Key("queue");
+      w.String(ev.queue.str());
+      w.Key("state");
+      w.String(to_string(ev.state));
+      w.Key("run_id");
+      w.String(ev.run_id);
+      if (ev.exit_code) {
+        w.Key("exit_code");
+        w.Int(*ev.exit_code);
+      }
+      if (!ev.message.empty()) {
+        w.Key("message");
+        w.String(ev.message);
+      }
+      w.EndObject();
+      line.assign(buf.GetString(), buf.GetSize());
+    } else {
+      line = fmt::format("{} item {} ({}) {}", iso_time_now(), ev.item_id, ev.queue.str(),
+                         to_string(ev.state));
+      if (!ev.run_id.empty()) line += " run " + ev.run_id;
+      if (ev.exit_code) line += fmt::format(" exit {}", *ev.exit_code);
+      if (!ev.message.empty()) line += ": " + ev.message;
+    }
+    log(LogLevel::info, line);
+  }
+
+  void note(LogLevel level, const std::string& text) {
+    if (level > log_level()) return;
+    if (config.log_format == "json") {
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      w.StartObject();
+      w.Key("time");
+      w.String(iso_time_now());
+      w.Key("agent");
+      w.String(id);
+      w.Key("level");
+      w.String(to_string(level));
+      w.Key("message");
+      w.String(text);
+      w.EndObject();
+      log(level, std::string(buf.GetString(), buf.GetSize()));
+    } else {
+      log(level, fmt::format("{} agent {}: {}", iso_time_now(), id, text));
+    }
+  }
+
+  void register_status(AgentStatus status) {
+    record.status = status;
+    record.running_jobs = static_cast<int>(active.size());
+    record.last_seen = now_ms();
+    try {
+      transport->upsert_agent(record);
+    } catch (const Error& e) {
+      note(LogLevel::warn, fmt::format("cannot register: {}", e.what()));
+    }
+  }
+
+  // Going busy is reported at once; going idle waits for the next
+  // heartbeat, so a stream of short jobs costs no registration write each.
+  void update_status() {
+    if (!active.empty() && record.status != AgentStatus::running) {
+      register_status(AgentStatus::running);
+    }
+  }
+
+  // ---- item endings. Each reports to the transport and frees what the
+  // item held; a transport refusal (a lease lost meanwhile) is logged.
+
+  template <typename Fn>
+  void report(const std::string& item_id, Fn&& fn, const std::string& message = "") {
+    try {
+      QueueItem item = fn();
+      emit(item, message);
+    } catch (const Error& e) {
+      note(LogLevel::warn, fmt::format("item {}: cannot report: {}", item_id, e.what()));
+    }
+  }
+
+  void forget(const std::string& item_id) {
+    auto it = active.find(item_id);
+    if (it == active.end()) return;
+    gpus.give_back(it->second.gpus);
+    active.erase(it);
+    want_claim = true;
+    update_status();
+  }
+
+  // Back to its queue, unless it was cancelled meanwhile (the agent has
+  // not heard yet): then it ends stopped.
+  void release(const std::string& item_id) {
+    try {
+      emit(transport->requeue(item_id, id, Requeue::released));
+      return;
+    } catch (const Error& e) {
+      if (e.code() != Errc::state) {
+        note(LogLevel::warn, fmt::format("item {}: cannot release: {}", item_id, e.what()));
+        return;
+      }
+    }
+    report(item_id, [&] { return transport->stopped(item_id, id); });
+  }
+
+  void fail(const std::string& item_id, ErrorStage stage, const std::string& message,
+            std::optional<int> exit_code = std::nullopt) {
+    report(item_id, [&] {
+      return transport->fail(item_id, id, ItemError{stage, message}, exit_code);
+    });
+    forget(item_id);
+  }
+
+  // An item that ends before its run started, or whose run has ended.
+  void end_early(Active& a, ErrorStage stage, const std::string& message) {
+    std::string item_id = a.item.id;
+    if (a.cancel_requested) {
+      report(item_id, [&] { return transport->stopped(item_id, id); });
+      forget(item_id);
+    } else if (a.releasing) {
+      release(item_id);
+      forget(item_id);
+    } else {
+      fail(item_id, stage, message);
+    }
+  }
+
+  void run_ended(Active& a, const RunStatus& st) {
+    std::string item_id = a.item.id;
+    if (a.cancel_requested) {
+      report(item_id, [&] { return transport->stopped(item_id, id); });
+    } else if (a.releasing) {
+      release(item_id);
+    } else {
+      switch (st.phase) {
+        case RunPhase::finished:
+          report(item_id, [&] { return transport->finish(item_id, id, st.exit_code.value_or(0)); });
+          break;
+        case RunPhase::preempted:
+          report(item_id, [&] { return transport->requeue(item_id, id, Requeue::preempted); },
+                 st.message.empty() ? "preempted" : "preempted: " + st.message);
+          break;
+        case RunPhase::stopped:
+        case RunPhase::failed:
+        case RunPhase::running: {
+          std::string msg = st.message;
+          if (msg.empty()) {
+            msg = st.phase == RunPhase::stopped ? "stopped by the target"
+                  : st.exit_code ? fmt::format("exited with code {}", *st.exit_code)
+                                 : "the run failed";
+          }
+          report(item_id, [&] {
+            return transport->fail(item_id, id, ItemError{ErrorStage::run, msg}, st.exit_code);
+          });
+          break;
+        }
+      }
+    }
+    forget(item_id);
+  }
+
+  // ---- starting items
+
+  Runner* runner_for(const std::string& resource) {
+    auto it = runners.find(resource);
+    if (it != runners.end()) return it->second.get();
+    RunnerContext ctx;
+    ctx.launch_home = home;
+    ctx.agent_id = id;
+    ctx.environment_type = config.environment_type;
+    ctx.region = config.environment_region;
+    ctx.registry_uri = config.builder.registry.uri;
+    auto runner = make_runner(resource, ctx);
+    if (!runner) {
+      throw Error(Errc::not_found,
+                  fmt::format("resource \"{}\": its runner factory returned nothing", resource));
+    }
+    Runner* raw = runner.get();
+    runners[resource] = std::move(runner);
+    return raw;
+  }
+
+  std::string log_dir_for(const std::string& item_id) const {
+    return home + "/runs/" + item_id;
+  }
+
+  // Template values, deep merge and secure mode: everything that needs no
+  // image. Leaves job.config ready for macros.
+  void resolve(Active& a) {
+    const JobSpec& spec = a.item.spec;
+    a.runner = runner_for(a.queue.resource);
+    std::string resolved = fill_template(a.queue, spec.template_values);
+    resolved = deep_merge(resolved, spec.resource_args);
+    if (config.secure_mode) {
+      check_secure_mode(a.queue.resource, resolved, spec,
+                        a.runner->needs_image() && !spec.entry_point.empty());
+    }
+    ResolvedJob& job = a.job;
+    job.item = a.item;
+    job.queue = a.queue;
+    job.config = resolved;
+    job.argv = spec.entry_point;
+    job.argv.insert(job.argv.end(), spec.args.begin(), spec.args.end());
+    job.env = spec.env;
+    job.env["LAUNCH_RUN_ID"] = a.item.run_id;
+    job.env["LAUNCH_ITEM_ID"] = a.item.id;
+    job.env["LAUNCH_QUEUE"] = a.item.queue.str();
+    job.env["LAUNCH_ENTITY"] = a.item.queue.entity;
+    job.env["LAUNCH_AUTHOR"] = spec.author;
+    job.env["LAUNCH_RESUME_COUNT"] = std::to_string(a.item.resume_count);
+    job.env["LAUNCH_CONFIG"] = spec.run_config.empty() ? "{}" : spec.run_config;
+    job.log_dir = log_dir_for(a.item.id);
+    job.agent_id = id;
+    job.image = spec.source.kind == JobSource::Kind::image ? spec.source.image : "";
+    make_dirs(job.log_dir);
+  }
+
+  // Macros and the GPU count, once the image is known.
+  void finish_resolve(Active& a) {
+    const JobSpec& spec = a.item.spec;
+    std::map<std::string, std::string> macros = {
+        {"run_id", a.item.run_id},         {"run_name", spec.name},
+        {"image_uri", a.job.image},        {"entity_name", a.item.queue.entity},
+        {"project_name", spec.project},    {"author", spec.author},
+    };
+    a.job.config = expand_macros(a.job.config, macros, process_env);
+    if (a.queue.resource == "local-process") {
+      json::Document d = json::parse_object(a.job.config, "resolved config");
+      auto n = json::get_optional_int(d, "gpus", "local-process config");
+      if (n && *n < 0) {
+        throw Error(Errc::invalid,
+                    fmt::format("local-process config: gpus {} must not be negative", *n));
+      }
+      a.gpus_wanted = n ? static_cast<int>(*n) : 0;
+      if (a.gpus_wanted > gpus.size()) {
+        throw Error(Errc::invalid,
+                    fmt::format("local-process config: gpus {}: this agent has {} GPU{}{}",
+                                a.gpus_wanted, gpus.size(), gpus.size() == 1 ? "" : "s",
+                                gpus.size() == 0 ? " (no nvidia-smi, or set `gpus` in "
+                                                   "launch-config.yaml)"
+                                                 : ""));
+      }
+    }
+  }
+
+  void launch_item(QueueItem item) {
+    emit(item);
+    std::string item_id = item.id;
+    Active& a = active[item_id];
+    a.item = std::move(item);
+    update_status();
+    try {
+      a.queue = transport->get_queue(a.item.queue);
+      resolve(a);
+    } catch (const std::exception& e) {
+      fail(item_id, ErrorStage::agent, e.what());
+      return;
+    }
+    if (a.runner->needs_image()) {
+      a.phase = Phase::building;
+      BuildRequest req;
+      req.item = a.item;
+      req.queue = a.queue;
+      req.resource = a.queue.resource;
+      req.log_path = a.job.log_dir + "/build.log";
+      BuilderConfig bc = config.builder;
+      int wake = wake_w;
+      a.build = std::async(std::launch::async, [bc, req, wake] {
+        struct Wake {
+          int fd;
+          ~Wake() {
+            char c = 'b';
+            (void)!::write(fd, &c, 1);
+          }
+        } w{wake};
+        return make_builder(bc)->build(req);
+      });
+      return;
+    }
+    after_build(item_id);
+  }
+
+  void after_build(const std::string& item_id) {
+    Active& a = active[item_id];
+    try {
+      finish_resolve(a);
+    } catch (const std::exception& e) {
+      end_early(a, ErrorStage::agent, e.what());
+      return;
+    }
+    if (a.gpus_wanted > 0) {
+      a.phase = Phase::waiting_gpus;
+      try_start_waiting(a);
+    } else {
+      submit(a);
+    }
+  }
+
+  void try_start_waiting(Active& a) {
+    auto devices = gpus.take(a.gpus_wanted);
+    if (!devices) return;  // stays waiting, lease kept by heartbeats
+    a.gpus = *devices;
+    submit(a);
+  }
+
+  void submit(Active& a) {
+    std::string item_id = a.item.id;
+    a.phase = Phase::running;
+    a.job.gpus = a.gpus;
+    try {
+      a.run = a.runner->submit(a.job);
+      if (!a.run) throw Error(Errc::user, "the runner returned no run");
+    } catch (const std::exception& e) {
+      end_early(a, ErrorStage::agent, e.what());
+      return;
+    }
+    try {
+      QueueItem started_item = transport->start(item_id, id, a.item.run_id);
+      a.item = started_item;
+      emit(started_item);
+    } catch (const Error& e) {
+      // Cancelled between claim and start, or the lease is gone.
+      QueueItem now;
+      bool known = false;
+      try {
+        now = transport->get(item_id);
+        known = true;
+      } catch (const Error&) {
+      }
+      if (known && now.state == ItemState::stopping && now.agent_id == id) {
+        a.cancel_requested = true;
+        a.run->cancel(grace());
+        emit(now);
+      } else {
+        note(LogLevel::warn, fmt::format("item {}: cannot start: {}; dropping its run",
+                                         item_id, e.what()));
+        forget(item_id);  // the run handle kills the process
+      }
+    }
+  }
+
+  std::chrono::milliseconds grace() const {
+    return std::chrono::milliseconds(static_cast<std::int64_t>(config.stopped_run_timeout) * 1000);
+  }
+
+  // ---- the loop's pieces
+
+  void start_up() {
+    started = true;
+    try {
+      transport->expire_leases();
+    } catch (const Error& e) {
+      note(LogLevel::warn, fmt::format("cannot expire leases: {}", e.what()));
+    }
+    register_status(AgentStatus::polling);
+    note(LogLevel::info,
+         fmt::format("started (queues {}, max_jobs {}, GPUs {}, transport {})", queue_list(),
+                     config.max_jobs, gpus.size(), transport->uri()));
+    reattach();
+    auto now = clock::now();
+    next_heartbeat = now + heartbeat_interval();
+    next_expire = now + milliseconds(10000);
+  }
+
+  std::string queue_list() const {
+    std::string s;
+    for (const auto& q : queues) s += (s.empty() ? "" : ", ") + q.str();
+    return s;
+  }
+
+  // Items an earlier run of this agent held: followed again when the runner
+  // can find their run, else ended (a local process cannot be re-followed:
+  // the item fails at stage agent rather than run twice).
+  void reattach() {
+    std::vector<QueueItem> held;
+    try {
+      ItemFilter f;
+      f.agent_id = id;
+      held = transport->list(f);
+    } catch (const Error& e) {
+      note(LogLevel::warn, fmt::format("cannot list held items: {}", e.what()));
+      return;
+    }
+    for (auto& item : held) {
+      if (is_terminal(item.state) || item.state == ItemState::pending) continue;
+      if (item.agent_id != id) continue;
+      std::string item_id = item.id;
+      std::unique_ptr<Run> run;
+      QueueDef queue;
+      try {
+        queue = transport->get_queue(item.queue);
+        run = runner_for(queue.resource)->reattach(item, queue);
+      } catch (const std::exception& e) {
+        note(LogLevel::warn, fmt::format("item {}: reattach failed: {}", item_id, e.what()));
+      }
+      if (!run) {
+        if (item.state == ItemState::stopping) {
+          report(item_id, [&] { return transport->stopped(item_id, id); });
+        } else {
+          report(item_id, [&] {
+            return transport->fail(item_id, id,
+                                   ItemError{ErrorStage::agent, "agent restarted; run lost"});
+          });
+        }
+        continue;
+      }
+      Active& a = active[item_id];
+      a.item = item;
+      a.queue = queue;
+      a.runner = runners[queue.resource].get();
+      a.run = std::move(run);
+      a.phase = Phase::running;
+      note(LogLevel::info, fmt::format("item {}: following its run {} again", item_id, a.run->id()));
+      if (item.state == ItemState::stopping) {
+        a.cancel_requested = true;
+        a.run->cancel(grace());
+      } else if (item.state == ItemState::claimed) {
+        try {
+          a.item = transport->start(item_id, id, item.run_id);
+          emit(a.item);
+        } catch (const Error& e) {
+          note(LogLevel::warn, fmt::format("item {}: cannot start: {}", item_id, e.what()));
+        }
+      }
+    }
+    update_status();
+  }
+
+  void claim_work() {
+    if (queues.empty()) return;
+    while (!stopping() && capacity()) {
+      bool got = false;
+      for (std::size_t i = 0; i < queues.size(); ++i) {
+        std::size_t qi = (next_queue + i) % queues.size();
+        std::optional<QueueItem> item;
+        try {
+          item = transport->claim({queues[qi]}, id);
+        } catch (const Error& e) {
+          note(LogLevel::warn, fmt::format("claim on {} failed: {}", queues[qi].str(), e.what()));
+          continue;
+        }
+        if (item) {
+          next_queue = qi + 1;
+          launch_item(std::move(*item));
+          got = true;
+          break;
+        }
+      }
+      if (!got) {
+        want_claim = false;
+        return;
+      }
+    }
+  }
+
+  void apply_release() {
+    if (releasing || !(drain_requests.load() >= 2 || cancel_requested.load())) return;
+    releasing = true;
+    note(LogLevel::info, "cancelling running jobs; their items go back to their queues");
+    std::vector<std::string> waiting;
+    for (auto& kv : active) {
+      Active& a = kv.second;
+      a.releasing = true;
+      if (a.phase == Phase::running && a.run) a.run->cancel(grace());
+      if (a.phase == Phase::waiting_gpus) waiting.push_back(kv.first);
+    }
+    for (const auto& item_id : waiting) end_early(active[item_id], ErrorStage::agent, "");
+  }
+
+  void follow_runs() {
+    std::vector<std::string> built, ended, startable;
+    std::map<std::string, RunStatus> statuses;
+    for (auto& kv : active) {
+      Active& a = kv.second;
+      if (a.phase == Phase::building) {
+        if (a.build.valid() &&
+            a.build.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+          built.push_back(kv.first);
+        }
+      } else if (a.phase == Phase::running && a.run) {
+        RunStatus st = a.run->poll();
+        if (st.phase != RunPhase::running) {
+          ended.push_back(kv.first);
+          statuses[kv.first] = st;
+        }
+      }
+    }
+    for (const auto& item_id : ended) run_ended(active[item_id], statuses[item_id]);
+    for (const auto& item_id : built) {
+      Active& a = active[item_id];
+      try {
+        BuildResult r = a.build.get();
+        a.job.image = r.image;
+      } catch (const std::exception& e) {
+        end_early(a, ErrorStage::build, e.what());
+        continue;
+      }
+      if (a.cancel_requested || a.releasing) {
+        end_early(a, ErrorStage::agent, "");
+        continue;
+      }
+      after_build(item_id);
+    }
+    // GPUs freed above may let a waiting item start, in claim order.
+    for (auto& kv : active) {
+      if (kv.second.phase == Phase::waiting_gpus) startable.push_back(kv.first);
+    }
+    for (const auto& item_id : startable) {
+      auto it = active.find(item_id);
+      if (it != active.end() && it->second.phase == Phase::waiting_gpus) {
+        try_start_waiting(it->second);
+      }
+    }
+  }
+
+  milliseconds heartbeat_interval() const {
+    if (!active.empty()) return kBusyHeartbeat;
+    return milliseconds(10000);
+  }
+
+  void heartbeat() {
+    std::vector<std::string> ids;
+    for (const auto& kv : active) ids.push_back(kv.first);
+    HeartbeatReply reply;
+    try {
+      reply = transport->heartbeat(id, ids);
+    } catch (const Error& e) {
+      note(LogLevel::warn, fmt::format("heartbeat failed: {}", e.what()));
+      return;
+    }
+    for (const auto& item_id : reply.cancel) {
+      auto it = active.find(item_id);
+      if (it == active.end() || it->second.cancel_requested) continue;
+      Active& a = it->second;
+      a.cancel_requested = true;
+      QueueItem shown = a.item;
+      shown.state = ItemState::stopping;
+      emit(shown, "cancel requested");
+      if (a.phase == Phase::running && a.run) {
+        a.run->cancel(grace());
+      } else if (a.phase == Phase::waiting_gpus) {
+        end_early(a, ErrorStage::agent, "");
+      }  // a build in progress ends first, then the item is stopped
+    }
+    for (const auto& item_id : reply.lost) {
+      if (!active.count(item_id)) continue;
+      note(LogLevel::warn,
+           fmt::format("item {}: lease lost (another agent or the queue took it back); "
+                       "dropping its run",
+                       item_id));
+      auto it = active.find(item_id);
+      if (it->second.phase == Phase::building && it->second.build.valid()) {
+        it->second.build.wait();
+      }
+      forget(item_id);
+    }
+    AgentStatus want = active.empty() ? AgentStatus::polling : AgentStatus::running;
+    if (record.running_jobs != static_cast<int>(active.size()) || record.status != want) {
+      register_status(want);
+    }
+  }
+
+  void timers() {
+    auto now = clock::now();
+    if (now >= next_heartbeat) {
+      heartbeat();
+      last_heartbeat = clock::now();
+      next_heartbeat = last_heartbeat + heartbeat_interval();
+    }
+    if (now >= next_expire) {
+      try {
+        if (transport->expire_leases() > 0) want_claim = true;
+      } catch (const Error& e) {
+        note(LogLevel::warn, fmt::format("cannot expire leases: {}", e.what()));
+      }
+      next_expire = clock::now() + milliseconds(10000);
+    }
+    if (transport->notify_fd() < 0 && now >= next_claim_poll) {
+      want_claim = true;
+      next_claim_poll = now + kClaimPoll;
+    }
+  }
+
+  void wait(milliseconds timeout) {
+    std::vector<struct pollfd> fds;
+    fds.push_back({wake_r, POLLIN, 0});
+    int notify = -1;
+    bool claiming = !stopping() && capacity();
+    if (claiming || !active.empty()) {
+      notify = transport->notify_fd();
+      if (notify >= 0) fds.push_back({notify, POLLIN, 0});
+    }
+    bool unwatched = false;
+    for (const auto& kv : active) {
+      const Active& a = kv.second;
+      if (a.phase == Phase::building) {
+        continue;  // the build thread writes to the wake pipe when done
+      }
+      if (a.phase != Phase::running || !a.run) continue;
+      int fd = a.run->wait_fd();
+      if (fd >= 0) {
+        fds.push_back({fd, POLLIN, 0});
+      } else {
+        unwatched = true;
+      }
+      // Deadlines only poll() acts on (a timeout, a kill after grace).
+      unwatched = unwatched || a.cancel_requested || a.releasing;
+    }
+    auto now = clock::now();
+    auto until = next_heartbeat;
+    if (next_expire < until) until = next_expire;
+    if (notify < 0 && claiming && next_claim_poll < until) until = next_claim_poll;
+    auto left = std::chrono::duration_cast<milliseconds>(until - now);
+    if (unwatched) left = std::min(left, milliseconds(100));
+    if (want_claim && claiming) left = milliseconds(0);
+    left = std::max(milliseconds(0), std::min(left, timeout));
+    int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), static_cast<int>(left.count()));
+    if (n <= 0) return;
+    if (fds[0].revents) {
+      char buf[64];
+      while (::read(wake_r, buf, sizeof buf) > 0) {
+      }
+    }
+    if (notify >= 0 && fds[1].revents) {
+      transport->drain_notify();
+      want_claim = true;
+      // A wake-up may be a cancel: look soon rather than at the next beat,
+      // but not on every push of a burst.
+      if (!active.empty()) {
+        next_heartbeat = std::min(next_heartbeat,
+                                  std::max(clock::now(), last_heartbeat + milliseconds(250)));
+      }
+    }
+  }
+
+  bool step(milliseconds timeout) {
+    if (finished) return false;
+    if (!started) start_up();
+    apply_release();
+    follow_runs();
+    // New work first: a heartbeat can wait a millisecond, a dispatch should not.
+    if (want_claim && !stopping()) claim_work();
+    timers();
+    if (want_claim && !stopping()) claim_work();
+    if (stopping() && active.empty()) {
+      finished = true;
+      register_status(AgentStatus::stopped);
+      note(LogLevel::info, "stopped");
+      return false;
+    }
+    wait(timeout);
+    return true;
+  }
+};
+
+Agent::Agent(AgentConfig config, std::shared_ptr<Transport> transport)
+    : impl_(std::make_unique<Impl>()) {
+  config.validate();
+  if (!transport) throw Error(Errc::invalid, "agent: no transport");
+  Impl& m = *impl_;
+  m.config = std::move(config);
+  m.transport = std::move(transport);
+  m.home = m.config.launch_home.empty() ? launch_home() : m.config.launch_home;
+  m.host = host_name();
+  if (m.config.entity.empty()) {
+    throw Error(Errc::invalid, "agent: entity is empty (set -e, LAUNCH_ENTITY or `entity`)");
+  }
+  for (const auto& q : m.config.queues) m.queues.push_back(QueueRef::parse(q, m.config.entity));
+  m.gpus = GpuPool(m.config.gpus >= 0 ? m.config.gpus : detect_gpus());
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    throw Error(Errc::io, fmt::format("agent: pipe: {}", std::strerror(errno)));
+  }
+  m.wake_r = fds[0];
+  m.wake_w = fds[1];
+  make_dirs(m.home);
+  m.choose_id();
+  m.record.id = m.id;
+  m.record.host = m.host;
+  m.record.pid = static_cast<int>(::getpid());
+  m.record.version = LAUNCH_VERSION_STRING;
+  m.record.entity = m.config.entity;
+  for (const auto& q : m.queues) m.record.queues.push_back(q.str());
+  m.record.max_jobs = m.config.max_jobs;
+  m.record.started_at = now_ms();
+  m.record.status = AgentStatus::stopped;  // until start-up registers it
+}
+
+Agent::~Agent() = default;
+
+void Agent::on_event(std::function<void(const JobEvent&)> callback) {
+  impl_->on_event = std::move(callback);
+}
+
+void Agent::run() {
+  while (impl_->step(std::chrono::milliseconds(60000))) {
+  }
+}
+
+bool Agent::step(std::chrono::milliseconds timeout) { return impl_->step(timeout); }
+
+void Agent::stop(StopMode mode) {
+  int saved = errno;
+  if (mode == StopMode::cancel) {
+    impl_->cancel_requested.store(true);
+  } else {
+    impl_->drain_requests.fetch_add(1);
+  }
+  char c = 's';
+  (void)!::write(impl_->wake_w, &c, 1);
+  errno = saved;
+}
+
+const std::string& Agent::id() const { return impl_->id; }
+
+int Agent::running_jobs() const { return static_cast<int>(impl_->active.size()); }
+
+const AgentConfig& Agent::config() const { return impl_->config; }
+
+}  // namespace launch

@@ -1,0 +1,7 @@
+#include "launch/builder.hpp"
+
+namespace launch {
+
+Builder::~Builder() = default;
+
+}  // namespace launch

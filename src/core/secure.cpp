@@ -1,0 +1,128 @@
+// Secure mode and the local-container allow-list (secure.hpp).
+#include "core/secure.hpp"
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/json.hpp"
+#include "launch/error.hpp"
+
+namespace launch {
+namespace {
+
+// A value as a message shows it; long ones (a whole container spec) cut.
+std::string shown(const json::Value& v) {
+  std::string s = json::dump(v);
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
+[[noreturn]] void refuse(const std::string& path, const json::Value& v, const char* why) {
+  throw Error(Errc::invalid, fmt::format("secure_mode: {} is not allowed ({}: {})", path,
+                                         shown(v), why));
+}
+
+bool is_one_of(const std::string& key, std::initializer_list<const char*> names) {
+  for (const char* n : names) {
+    if (key == n) return true;
+  }
+  return false;
+}
+
+// false, null, "", [] and {} turn nothing on; anything else does.
+bool is_set(const json::Value& v) {
+  if (v.IsNull() || v.IsFalse()) return false;
+  if (v.IsString()) return v.GetStringLength() > 0;
+  if (v.IsArray()) return !v.Empty();
+  if (v.IsObject()) return v.MemberCount() > 0;
+  return true;
+}
+
+// "host" joins the host's namespace, "container:<id>" another container's.
+bool joins_namespace(const json::Value& v) {
+  if (!v.IsString()) return false;
+  const char* s = v.GetString();
+  return std::strcmp(s, "host") == 0 || std::strncmp(s, "container:", 10) == 0;
+}
+
+void check_member(const std::string& key, const json::Value& v, const std::string& path,
+                  const std::string& parent_key) {
+  if (is_one_of(key, {"hostNetwork", "hostPID", "hostIPC"})) {
+    if (is_set(v)) refuse(path, v, "the job would share the host's namespaces");
+  } else if (is_one_of(key, {"network_mode", "network", "pid", "ipc", "userns_mode",
+                             "NetworkMode", "PidMode", "IpcMode", "UsernsMode"})) {
+    if (joins_namespace(v)) refuse(path, v, "the job would join another namespace");
+  } else if (is_one_of(key, {"privileged", "Privileged"})) {
+    if (is_set(v)) refuse(path, v, "a privileged container owns the host");
+  } else if (key == "hostPath") {
+    if (!v.IsNull()) refuse(path, v, "a hostPath volume exposes the host's files");
+  } else if (key == "initContainers") {
+    if (is_set(v)) refuse(path, v, "init containers run outside the job's entry point");
+  } else if (key == "command") {
+    // A probe's or a lifecycle hook's `exec.command` runs inside the
+    // container, like the job itself: not an override.
+    if (parent_key != "exec" && is_set(v)) refuse(path, v, "a command override");
+  } else if (is_one_of(key, {"entrypoint", "Entrypoint", "Cmd", "ContainerEntrypoint"})) {
+    if (is_set(v)) refuse(path, v, "a command override");
+  }
+}
+
+void walk(const json::Value& v, const std::string& path, const std::string& key) {
+  if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      std::string k(m.name.GetString(), m.name.GetStringLength());
+      std::string p = path.empty() ? k : path + "." + k;
+      check_member(k, m.value, p, key);
+      // Environment variables, labels and annotations are data: their keys
+      // are names the user chose, not fields (an env var "pid" may be "host").
+      if (is_one_of(k, {"env", "labels", "annotations"})) continue;
+      walk(m.value, p, k);
+    }
+  } else if (v.IsArray()) {
+    rapidjson::SizeType i = 0;
+    // An array element keeps its array's key as its parent's name, so
+    // `exec: {command: [...]}` is recognized however deep it sits.
+    for (const auto& e : v.GetArray()) walk(e, fmt::format("{}[{}]", path, i++), key);
+  }
+}
+
+const char* const kContainerOptions[] = {
+    "env",  "gpus", "cpus",     "memory",     "shm-size",   "shm_size", "ulimit",
+    "ulimits", "workdir", "name", "platform", "pids-limit", "pids_limit"};
+
+}  // namespace
+
+void check_secure_mode(const std::string& resource, const std::string& config_json,
+                       const JobSpec& spec, bool entry_point_overridden) {
+  json::Document config = json::parse_object(config_json, "secure_mode: resource config");
+  walk(config, "", "");
+  json::Document args = json::parse_object(spec.resource_args, "secure_mode: resource_args");
+  walk(args, "resource_args", "");
+  if (entry_point_overridden) {
+    json::Document d;
+    json::Value ep = json::string_array(spec.entry_point, d.GetAllocator());
+    throw Error(Errc::invalid,
+                fmt::format("secure_mode: entry_point override is not allowed ({}: on {}, this "
+                            "agent runs only a job's own entry point)",
+                            shown(ep), resource));
+  }
+}
+
+void check_container_options(const std::string& config_json) {
+  json::Document config = json::parse_object(config_json, "local-container config");
+  for (const auto& m : config.GetObject()) {
+    std::string key(m.name.GetString(), m.name.GetStringLength());
+    bool allowed = false;
+    for (const char* k : kContainerOptions) allowed = allowed || key == k;
+    if (!allowed) {
+      throw Error(Errc::invalid,
+                  fmt::format("local-container: option \"{}\" is not allowed (value {}; "
+                              "allowed: env, gpus, cpus, memory, shm-size, ulimit, workdir, "
+                              "name, platform, pids-limit)",
+                              key, shown(m.value)));
+    }
+  }
+}
+
+}  // namespace launch

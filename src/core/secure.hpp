@@ -1,0 +1,56 @@
+// Internal: the checks that keep a job from reaching past its sandbox.
+//
+// Two layers:
+//
+//   check_secure_mode()        only when the agent runs with `secure_mode:
+//                              true` (launch-config.yaml). Refuses the fields
+//                              a job could use to take over the host.
+//   check_container_options()  always, for the local-container runner: its
+//                              config may hold only an allow-list of Docker
+//                              options.
+//
+// Both throw launch::Error(Errc::invalid) naming the offending field by its
+// path in the config, and its value.
+#ifndef LAUNCH_SRC_CORE_SECURE_HPP
+#define LAUNCH_SRC_CORE_SECURE_HPP
+
+#include <string>
+
+#include "launch/job.hpp"
+
+namespace launch {
+
+// Refuses, with `secure_mode: <path> is not allowed (...)`, anywhere in the
+// tree of `config_json` (the resolved resource config: a Kubernetes Job, a
+// custom object, a Docker-style config, a Vertex/SageMaker request alike):
+//
+//   - host namespaces: `hostNetwork`, `hostPID`, `hostIPC` set to true; and
+//     Docker-style `network_mode`, `network`, `pid`, `ipc` (also the Engine
+//     API's `NetworkMode`, `PidMode`, `IpcMode`, `UsernsMode`) set to "host"
+//     or "container:<id>" (which joins another container's namespaces);
+//   - privilege: `privileged` / `Privileged` set to true (a pod's
+//     securityContext, a Docker option);
+//   - `hostPath` volumes (any `hostPath` key);
+//   - `initContainers` that are not empty;
+//   - command overrides: `command` (except under a probe's or a lifecycle
+//     hook's `exec`, which runs inside the container), Docker's `entrypoint`
+//     / `Entrypoint` / `Cmd`, SageMaker's `ContainerEntrypoint`;
+//
+// Keys inside `env`, `labels` and `annotations` are data, not fields, and
+// are not checked. Then the same in the job's own `resource_args` (paths prefixed with
+// `resource_args.`), in case `config_json` was resolved without them; and,
+// when `entry_point_overridden`, the job's `entry_point` override.
+// `resource` names the runner in messages about the entry point only.
+void check_secure_mode(const std::string& resource, const std::string& config_json,
+                       const JobSpec& spec, bool entry_point_overridden);
+
+// The local-container runner's allow-list, on the config's top-level keys:
+// env, gpus, cpus, memory, shm-size (shm_size), ulimit (ulimits), workdir,
+// name, platform, pids-limit (pids_limit). Anything else (volumes,
+// privileged, cap-add, network, ...) is refused:
+// `local-container: option "volumes" is not allowed (allowed: ...)`.
+void check_container_options(const std::string& config_json);
+
+}  // namespace launch
+
+#endif

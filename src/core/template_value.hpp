@@ -1,0 +1,63 @@
+// Internal: template values and `{{var}}` placeholders, shared by the queue
+// model (queue.cpp checks schemas and defaults) and the template engine
+// (template.cpp checks pushed values and fills configs).
+#ifndef LAUNCH_SRC_CORE_TEMPLATE_VALUE_HPP
+#define LAUNCH_SRC_CORE_TEMPLATE_VALUE_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/json.hpp"
+#include "launch/queue.hpp"
+
+namespace launch {
+namespace tmpl {
+
+// A value parsed per its variable's type. `text` is its canonical text:
+// "4" for an integer given as "4.0", "0.5" for a number given as "0.50",
+// the string itself for a string.
+struct TypedValue {
+  VarType type = VarType::string;
+  std::int64_t integer = 0;  // type == integer
+  double number = 0;         // type == number (and integer, as a double)
+  std::string text;
+};
+
+// Parses `text` as `type` without checking any rule. False when it does not
+// read as that type; `*why` then says how ("is not an integer").
+bool parse_typed(VarType type, const std::string& text, TypedValue* out, std::string* why);
+
+// Parses `text` and checks it against every rule of `var` (type, minimum,
+// maximum, enum). `what` is how the message calls it: "value", "default",
+// "enum value". Throws Errc::invalid naming the variable, the value and the
+// rule: `template variable "gpus": value 8 is above the maximum 4`.
+TypedValue check_value(const std::string& name, const TemplateVariable& var,
+                       const std::string& text, const char* what);
+
+// The JSON form of a typed value: a number for integer and number variables
+// (an integral number is written as an integer), a string otherwise.
+json::Value to_json_value(const TypedValue& v, json::Allocator& a);
+
+// Template variable names: a letter or `_`, then up to 63 of
+// [A-Za-z0-9_.-]. Throws Errc::invalid naming the variable otherwise.
+void check_variable_name(const std::string& name);
+
+// One `{{ name }}` in a string: [begin, end) covers the braces. Only a valid
+// variable name between the braces (spaces and tabs around it allowed) makes
+// a placeholder; any other `{{...}}` text (a Go template, say) is left alone.
+struct Placeholder {
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  std::string name;
+};
+std::vector<Placeholder> find_placeholders(const std::string& s);
+
+// How a number reads in a message: "4" rather than "4.0", shortest form.
+std::string number_text(double d);
+
+}  // namespace tmpl
+}  // namespace launch
+
+#endif

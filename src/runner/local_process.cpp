@@ -1,0 +1,308 @@
+// The local-process runner: a job's argv started with posix_spawn (never a
+// shell) in a process group of its own, its output in files, followed
+// through a pidfd so the agent can sleep in poll(2) until it ends.
+//
+// Config keys (the queue's config after templates, merge and macros):
+//   env              object: variables added beneath the job's own env
+//   working_dir      string: the directory the process starts in
+//   timeout_seconds  number: the run fails once it has run this long
+//   gpus             integer: how many GPUs the agent hands out (the agent
+//                    reads it; the runner sees the devices in job.gpus)
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "core/builtins.hpp"
+#include "core/json.hpp"
+#include "launch/error.hpp"
+#include "launch/runner.hpp"
+
+extern char** environ;
+
+namespace launch {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+struct LocalConfig {
+  std::map<std::string, std::string> env;
+  std::string working_dir;
+  double timeout_seconds = 0;  // 0: none
+};
+
+LocalConfig parse_local_config(const std::string& config_json) {
+  static const char* const kKeys[] = {"env", "working_dir", "timeout_seconds", "gpus"};
+  const std::string ctx = "local-process config";
+  json::Document d = json::parse_object(config_json, ctx);
+  for (const auto& m : d.GetObject()) {
+    std::string key(m.name.GetString(), m.name.GetStringLength());
+    bool known = false;
+    for (const char* k : kKeys) known = known || key == k;
+    if (!known) {
+      throw Error(Errc::invalid,
+                  fmt::format("{}: unknown option \"{}\" (known: env, working_dir, "
+                              "timeout_seconds, gpus)",
+                              ctx, key));
+    }
+  }
+  LocalConfig c;
+  c.env = json::get_string_map(d, "env", ctx);
+  c.working_dir = json::get_string(d, "working_dir", ctx);
+  auto timeout = json::get_optional_number(d, "timeout_seconds", ctx);
+  if (timeout) {
+    if (*timeout < 0) {
+      throw Error(Errc::invalid,
+                  fmt::format("{}: timeout_seconds {} must not be negative", ctx, *timeout));
+    }
+    c.timeout_seconds = *timeout;
+  }
+  json::get_optional_int(d, "gpus", ctx);  // type check only; the agent hands them out
+  return c;
+}
+
+std::string signal_text(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? fmt::format("{} (SIG{})", sig, abbrev) : std::to_string(sig);
+}
+
+std::string seconds_text(double s) { return fmt::format("{:g}s", s); }
+
+int open_log(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw Error(Errc::io, fmt::format("local-process: cannot open log file {}: {}", path,
+                                      std::strerror(errno)));
+  }
+  return fd;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
+
+class LocalRun : public Run {
+ public:
+  LocalRun(pid_t pid, double timeout_seconds)
+      : pid_(pid), started_(clock::now()), timeout_seconds_(timeout_seconds) {
+    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
+  }
+
+  ~LocalRun() override {
+    if (!reaped_) {
+      // Dropped while running (a lost lease, an agent going away): the run
+      // must not outlive its handle.
+      ::kill(-pid_, SIGKILL);
+      int status = 0;
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
+
+  std::string id() const override { return std::to_string(pid_); }
+  int wait_fd() const override { return reaped_ ? -1 : pidfd_; }
+
+  RunStatus poll() override {
+    if (reaped_) {
+      // A stopped run is over once its whole group is: the orphans killed
+      // with it are reaped by init, which takes a moment.
+      if (group_wait_until_) {
+        if (::kill(-pid_, 0) == 0 && clock::now() < *group_wait_until_) return RunStatus{};
+        group_wait_until_.reset();
+      }
+      return status_;
+    }
+    int status = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid_, &status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == pid_) {
+      reaped_ = true;
+      status_ = ended(status);
+      if (cancelled_ || timed_out_) {
+        group_wait_until_ = clock::now() + std::chrono::seconds(2);
+        return poll();
+      }
+      return status_;
+    }
+    auto now = clock::now();
+    if (timeout_seconds_ > 0 && !timed_out_ && !cancelled_ &&
+        now - started_ >= std::chrono::duration<double>(timeout_seconds_)) {
+      timed_out_ = true;
+      terminate(std::chrono::seconds(5));
+    }
+    if (kill_at_ && now >= *kill_at_) {
+      ::kill(-pid_, SIGKILL);
+      kill_at_.reset();
+    }
+    return RunStatus{};
+  }
+
+  void cancel(std::chrono::milliseconds grace) override {
+    if (reaped_ || cancelled_) return;
+    cancelled_ = true;
+    terminate(grace);
+  }
+
+ private:
+  void terminate(std::chrono::milliseconds grace) {
+    ::kill(-pid_, SIGTERM);
+    kill_at_ = clock::now() + grace;
+  }
+
+  RunStatus ended(int status) {
+    // Whatever the leader left behind in its group goes with it when the
+    // run was stopped; a run that ended on its own keeps its children.
+    if (cancelled_ || timed_out_) ::kill(-pid_, SIGKILL);
+    RunStatus st;
+    if (WIFEXITED(status)) {
+      st.exit_code = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+      st.exit_code = 128 + WTERMSIG(status);
+    }
+    if (cancelled_) {
+      st.phase = RunPhase::stopped;
+      st.message = "cancelled";
+    } else if (timed_out_) {
+      st.phase = RunPhase::failed;
+      st.message = fmt::format("timed out after {}", seconds_text(timeout_seconds_));
+    } else if (WIFSIGNALED(status)) {
+      st.phase = RunPhase::failed;
+      st.message = fmt::format("killed by signal {}", signal_text(WTERMSIG(status)));
+    } else if (st.exit_code == 0) {
+      st.phase = RunPhase::finished;
+    } else {
+      st.phase = RunPhase::failed;
+      st.message = fmt::format("exited with code {}", *st.exit_code);
+    }
+    return st;
+  }
+
+  pid_t pid_;
+  int pidfd_ = -1;
+  clock::time_point started_;
+  double timeout_seconds_;
+  bool reaped_ = false;
+  bool cancelled_ = false;
+  bool timed_out_ = false;
+  std::optional<clock::time_point> kill_at_;
+  std::optional<clock::time_point> group_wait_until_;
+  RunStatus status_;
+};
+
+class LocalProcessRunner : public Runner {
+ public:
+  std::unique_ptr<Run> submit(const ResolvedJob& job) override {
+    LocalConfig config = parse_local_config(job.config);
+    if (job.argv.empty()) {
+      throw Error(Errc::invalid,
+                  "local-process: the job has no entry_point (nothing to run)");
+    }
+    if (!config.working_dir.empty()) {
+      struct stat st;
+      if (::stat(config.working_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        throw Error(Errc::invalid,
+                    fmt::format("local-process config: working_dir \"{}\" is not a directory",
+                                config.working_dir));
+      }
+    }
+
+    // The environment: the agent's own, then the config's env, then the
+    // job's (LAUNCH_* included), then the GPUs handed out.
+    std::map<std::string, std::string> env;
+    for (char** e = environ; *e; ++e) {
+      const char* eq = std::strchr(*e, '=');
+      if (eq) env[std::string(*e, static_cast<std::size_t>(eq - *e))] = eq + 1;
+    }
+    for (const auto& kv : config.env) env[kv.first] = kv.second;
+    for (const auto& kv : job.env) env[kv.first] = kv.second;
+    if (!job.gpus.empty()) {
+      std::string devices;
+      for (int g : job.gpus) devices += (devices.empty() ? "" : ",") + std::to_string(g);
+      env["CUDA_VISIBLE_DEVICES"] = devices;
+    }
+    std::vector<std::string> env_strings;
+    env_strings.reserve(env.size());
+    for (const auto& kv : env) env_strings.push_back(kv.first + "=" + kv.second);
+    std::vector<char*> envp;
+    for (auto& s : env_strings) envp.push_back(&s[0]);
+    envp.push_back(nullptr);
+    std::vector<std::string> args = job.argv;
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(&a[0]);
+    argv.push_back(nullptr);
+
+    Fd out(open_log(job.log_dir + "/stdout.log"));
+    Fd err(open_log(job.log_dir + "/stderr.log"));
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out.get(), 1);
+    posix_spawn_file_actions_adddup2(&actions, err.get(), 2);
+    if (!config.working_dir.empty()) {
+      posix_spawn_file_actions_addchdir_np(&actions, config.working_dir.c_str());
+    }
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    // A group of its own, so cancel reaches every process the job starts;
+    // and none of the agent's signal dispositions or mask.
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) {
+      sigaddset(&defaults, sig);
+    }
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+
+    pid_t pid = 0;
+    int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+      throw Error(rc == ENOENT || rc == EACCES || rc == ENOEXEC ? Errc::invalid : Errc::io,
+                  fmt::format("local-process: cannot start \"{}\": {}", job.argv[0],
+                              std::strerror(rc)));
+    }
+    return std::make_unique<LocalRun>(pid, config.timeout_seconds);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Runner> make_local_process_runner(const RunnerContext&) {
+  return std::make_unique<LocalProcessRunner>();
+}
+
+}  // namespace launch

@@ -1,0 +1,774 @@
+// sqlite:// — the embedded default transport: one SQLite file shared by
+// every process on the machine.
+//
+//   sqlite:///abs/path/launch.db   everything after "sqlite://" is the path;
+//   sqlite://rel/path/launch.db    a relative path is resolved against the
+//                                  current directory when the transport opens.
+// Missing parent directories are created.
+//
+// Storage. Items keep the fields a query needs in columns (id, queue, state,
+// priority, created_at, lease_expires_at, agent_id) and every other field in
+// a JSON body; a field lives in exactly one of the two. The database runs in
+// WAL mode with synchronous=NORMAL; every write is one BEGIN IMMEDIATE
+// transaction, retried while another process holds the write lock.
+//
+// Schema. PRAGMA user_version is the schema version; kMigrations lists the
+// steps from each version to the next, applied in order inside one write
+// transaction, so processes opening a fresh file at once migrate it once.
+// A file from a newer launch is refused.
+//
+// Wake-ups. After committing a push, a requeue or a lease expiry back to
+// pending, a writer touches the sidecar file "<db>-wake" (futimens); every
+// transport on that file watches it with inotify (IN_ATTRIB, and IN_MODIFY
+// for anyone who writes to it instead), so notify_fd() turns
+// readable in every process without polling. Heartbeats do not touch it.
+//
+// Thread safety: one connection behind one mutex.
+#include <fcntl.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/builtins.hpp"
+#include "core/json.hpp"
+#include "launch/error.hpp"
+#include "launch/sys/record_transport.hpp"
+
+namespace launch {
+namespace {
+
+// How long a writer waits for another process's write lock before failing.
+constexpr int kBusyTimeoutMs = 5000;
+constexpr auto kLockDeadline = std::chrono::seconds(60);
+
+// Schema steps: kMigrations[v] takes a database from version v to v+1.
+// Append only; never edit a step that has shipped.
+const char* const kMigrations[] = {
+    // 0 -> 1
+    "CREATE TABLE queues ("
+    "  entity TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"  // to_json(QueueDef); entity/name are its key
+    "  PRIMARY KEY (entity, name)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE items ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"  // never reused
+    "  queue TEXT NOT NULL,"                   // entity/name
+    "  state TEXT NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  lease_expires_at INTEGER NOT NULL,"
+    "  agent_id TEXT NOT NULL,"
+    "  body TEXT NOT NULL"  // every other field, as JSON
+    ");"
+    // claim: the first pending item of a queue is the first entry here.
+    "CREATE INDEX items_claim ON items (queue, priority, id) WHERE state = 'pending';"
+    "CREATE INDEX items_lease ON items (lease_expires_at)"
+    "  WHERE state IN ('claimed', 'running', 'stopping');"
+    "CREATE INDEX items_queue_state ON items (queue, state);"
+    "CREATE TABLE agents ("
+    "  id TEXT PRIMARY KEY,"
+    "  host TEXT NOT NULL,"
+    "  pid INTEGER NOT NULL,"
+    "  version TEXT NOT NULL,"
+    "  entity TEXT NOT NULL,"
+    "  queues TEXT NOT NULL,"  // JSON array of entity/name
+    "  status TEXT NOT NULL,"
+    "  max_jobs INTEGER NOT NULL,"
+    "  running_jobs INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  last_seen INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
+};
+constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
+
+// The item fields kept in columns, hence left out of the JSON body.
+const char* const kColumnFields[] = {"id",         "queue",            "state",   "priority",
+                                     "created_at", "lease_expires_at", "agent_id"};
+
+const char kItemColumns[] =
+    "id, queue, state, priority, created_at, lease_expires_at, agent_id, body";
+
+std::string text_column(sqlite3_stmt* s, int col) {
+  const unsigned char* p = sqlite3_column_text(s, col);
+  return p ? std::string(reinterpret_cast<const char*>(p),
+                         static_cast<std::size_t>(sqlite3_column_bytes(s, col)))
+           : std::string();
+}
+
+// A cached prepared statement in use: reset and unbound when it goes.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, sqlite3_stmt* s, const std::string& path) : db_(db), s_(s), path_(path) {}
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+
+  Stmt& bind(int i, const std::string& v) {
+    check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind(int i, std::int64_t v) {
+    check(sqlite3_bind_int64(s_, i, v));
+    return *this;
+  }
+  Stmt& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
+
+  // True while there is a row.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    check(rc);
+    return false;
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  int rc_step() { return sqlite3_step(s_); }
+
+  std::string text(int col) const { return text_column(s_, col); }
+  std::int64_t int64(int col) const { return sqlite3_column_int64(s_, col); }
+  sqlite3_stmt* raw() const { return s_; }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) {
+      throw Error(Errc::io, fmt::format("sqlite database {}: {}", path_, sqlite3_errmsg(db_)));
+    }
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* s_;
+  const std::string& path_;
+};
+
+void make_parent_dirs(const std::string& path) {
+  for (std::size_t pos = path.find('/', 1); pos != std::string::npos;
+       pos = path.find('/', pos + 1)) {
+    std::string dir = path.substr(0, pos);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      throw Error(Errc::io, fmt::format("sqlite database {}: cannot create directory {}: {}",
+                                        path, dir, std::strerror(errno)));
+    }
+  }
+}
+
+// "sqlite://PATH" -> the absolute path of the database file.
+std::string path_from_uri(const std::string& uri) {
+  const std::string prefix = "sqlite://";
+  if (uri.compare(0, prefix.size(), prefix) != 0) {
+    throw Error(Errc::invalid, fmt::format("transport URI \"{}\": expected sqlite://PATH", uri));
+  }
+  std::string path = uri.substr(prefix.size());
+  if (path.empty() || path.back() == '/') {
+    throw Error(Errc::invalid,
+                fmt::format("transport URI \"{}\": no database file; expected "
+                            "sqlite:///path/launch.db",
+                            uri));
+  }
+  if (path.find('?') != std::string::npos || path.find('#') != std::string::npos) {
+    throw Error(Errc::invalid,
+                fmt::format("transport URI \"{}\": sqlite:// takes no query or fragment", uri));
+  }
+  if (path[0] != '/') {
+    char buf[4096];
+    if (!::getcwd(buf, sizeof buf)) {
+      throw Error(Errc::io, fmt::format("transport URI \"{}\": cannot read the current "
+                                        "directory: {}",
+                                        uri, std::strerror(errno)));
+    }
+    path = std::string(buf) + "/" + path;
+  }
+  return path;
+}
+
+class SqliteTransport final : public RecordTransport {
+ public:
+  explicit SqliteTransport(const std::string& uri);
+  ~SqliteTransport() override;
+
+  std::string uri() const override { return "sqlite://" + path_; }
+
+  void create_queue(const QueueDef& queue) override;
+  QueueDef get_queue(const QueueRef& ref) override;
+  std::vector<QueueDef> list_queues() override;
+  void delete_queue(const QueueRef& ref) override;
+
+  QueueItem get(const std::string& item_id) override;
+  std::vector<QueueItem> list(const ItemFilter& filter) override;
+  std::optional<QueueItem> claim(const std::vector<QueueRef>& queues,
+                                 const std::string& agent_id) override;
+
+  void upsert_agent(const AgentRecord& agent) override;
+  std::vector<AgentRecord> list_agents() override;
+
+  int notify_fd() override { return inotify_fd_; }
+  void drain_notify() override;
+
+ protected:
+  std::string insert_item(const QueueRef& queue, QueueItem& item) override;
+  QueueItem update_item(const std::string& item_id,
+                        const std::function<void(QueueItem&)>& fn) override;
+  std::vector<std::string> expired_item_ids(std::int64_t now) override;
+  void touch_agent(const std::string& agent_id, std::int64_t now) override;
+
+ private:
+  // A write transaction (BEGIN IMMEDIATE), rolled back unless committed.
+  class Txn {
+   public:
+    explicit Txn(SqliteTransport& t) : t_(t) { t_.begin_immediate(); }
+    Txn(const Txn&) = delete;
+    Txn& operator=(const Txn&) = delete;
+    ~Txn() {
+      if (!done_) sqlite3_exec(t_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+    void commit() {
+      t_.exec("COMMIT");
+      done_ = true;
+    }
+
+   private:
+    SqliteTransport& t_;
+    bool done_ = false;
+  };
+
+  [[noreturn]] void fail(const std::string& what) const;
+  void exec(const char* sql);
+  Stmt stmt(const char* sql);
+  void begin_immediate();
+  void configure();
+  void migrate();
+  void open_wake_file();
+  void wake();
+
+  std::optional<QueueItem> load(std::int64_t id);
+  void store(const QueueItem& item);
+  QueueItem item_from_row(const Stmt& s) const;
+  std::string item_body(const QueueItem& item) const;
+
+  std::string path_;
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> stmts_;  // keyed by the SQL literal
+  int wake_fd_ = -1;     // the sidecar file, touched after writes that bring work
+  int inotify_fd_ = -1;  // watches it
+};
+
+SqliteTransport::SqliteTransport(const std::string& uri) : path_(path_from_uri(uri)) {
+  make_parent_dirs(path_);
+  int rc = sqlite3_open_v2(path_.c_str(), &db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+    sqlite3_close(db_);
+    throw Error(Errc::io, fmt::format("sqlite database {}: cannot open: {}", path_, msg));
+  }
+  try {
+    configure();
+    migrate();
+    open_wake_file();
+  } catch (...) {
+    if (inotify_fd_ >= 0) ::close(inotify_fd_);
+    if (wake_fd_ >= 0) ::close(wake_fd_);
+    for (auto& kv : stmts_) sqlite3_finalize(kv.second);
+    sqlite3_close(db_);
+    throw;
+  }
+}
+
+SqliteTransport::~SqliteTransport() {
+  for (auto& kv : stmts_) sqlite3_finalize(kv.second);
+  sqlite3_close(db_);
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+void SqliteTransport::fail(const std::string& what) const {
+  throw Error(Errc::io, fmt::format("sqlite database {}: {}: {}", path_, what,
+                                    sqlite3_errmsg(db_)));
+}
+
+void SqliteTransport::exec(const char* sql) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(sql);
+}
+
+Stmt SqliteTransport::stmt(const char* sql) {
+  auto it = stmts_.find(sql);
+  if (it == stmts_.end()) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+      fail(fmt::format("cannot prepare \"{}\"", sql));
+    }
+    it = stmts_.emplace(sql, s).first;
+  }
+  return Stmt(db_, it->second, path_);
+}
+
+// The busy handler already waits kBusyTimeoutMs for the write lock, but
+// SQLite returns SQLITE_BUSY at once in a few WAL cases (another connection
+// recovering the WAL, say), so keep trying until a deadline.
+void SqliteTransport::begin_immediate() {
+  auto deadline = std::chrono::steady_clock::now() + kLockDeadline;
+  for (int delay_ms = 1;; delay_ms = std::min(delay_ms * 2, 50)) {
+    int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return;
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail("BEGIN IMMEDIATE");
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw Error(Errc::timeout,
+                  fmt::format("sqlite database {}: the write lock stayed busy for {} s", path_,
+                              std::chrono::duration_cast<std::chrono::seconds>(kLockDeadline)
+                                  .count()));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  }
+}
+
+void SqliteTransport::configure() {
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  // Switching to WAL needs a moment of exclusive access; a process opening
+  // the file at the same time may get SQLITE_BUSY without the busy handler.
+  auto deadline = std::chrono::steady_clock::now() + kLockDeadline;
+  for (;;) {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v2(db_, "PRAGMA journal_mode = WAL", -1, &s, nullptr);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    std::string mode = rc == SQLITE_ROW ? text_column(s, 0) : std::string();
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW && mode == "wal") break;
+    if (rc == SQLITE_ROW) {
+      throw Error(Errc::io, fmt::format("sqlite database {}: cannot use WAL mode (journal "
+                                        "mode stays \"{}\")",
+                                        path_, mode));
+    }
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail("PRAGMA journal_mode");
+    if (std::chrono::steady_clock::now() >= deadline) fail("PRAGMA journal_mode");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  exec("PRAGMA synchronous = NORMAL");
+}
+
+int user_version(sqlite3* db) {
+  sqlite3_stmt* s = nullptr;
+  int v = -1;
+  if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr) == SQLITE_OK &&
+      sqlite3_step(s) == SQLITE_ROW) {
+    v = sqlite3_column_int(s, 0);
+  }
+  sqlite3_finalize(s);
+  return v;
+}
+
+void SqliteTransport::migrate() {
+  auto refuse_newer = [&](int v) {
+    throw Error(Errc::unsupported,
+                fmt::format("sqlite database {}: schema version {} is newer than this launch "
+                            "supports ({}); use a newer launch or another file",
+                            path_, v, kSchemaVersion));
+  };
+  int v = user_version(db_);
+  if (v < 0) fail("cannot read PRAGMA user_version");
+  if (v > kSchemaVersion) refuse_newer(v);
+  if (v == kSchemaVersion) return;
+
+  // Another process may be migrating too: take the write lock, then look
+  // again.
+  Txn txn(*this);
+  v = user_version(db_);
+  if (v < 0) fail("cannot read PRAGMA user_version");
+  if (v > kSchemaVersion) refuse_newer(v);
+  for (; v < kSchemaVersion; ++v) {
+    if (sqlite3_exec(db_, kMigrations[v], nullptr, nullptr, nullptr) != SQLITE_OK) {
+      fail(fmt::format("schema migration {} -> {}", v, v + 1));
+    }
+  }
+  exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
+  txn.commit();
+}
+
+void SqliteTransport::open_wake_file() {
+  std::string wake_path = path_ + "-wake";
+  // Read-only: closing a descriptor opened for writing would itself look
+  // like a wake-up (IN_CLOSE_WRITE) to everybody; futimens needs only write
+  // permission on the file, not a writable descriptor.
+  wake_fd_ = ::open(wake_path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (wake_fd_ < 0) {
+    throw Error(Errc::io, fmt::format("sqlite database {}: cannot open {}: {}", path_, wake_path,
+                                      std::strerror(errno)));
+  }
+  inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_fd_ < 0 ||
+      ::inotify_add_watch(inotify_fd_, wake_path.c_str(),
+                          IN_ATTRIB | IN_MODIFY) < 0) {
+    throw Error(Errc::io, fmt::format("sqlite database {}: cannot watch {}: {}", path_,
+                                      wake_path, std::strerror(errno)));
+  }
+}
+
+// Best effort: a missed touch delays an agent until its next timed poll,
+// it loses nothing.
+void SqliteTransport::wake() { ::futimens(wake_fd_, nullptr); }
+
+void SqliteTransport::drain_notify() {
+  alignas(struct inotify_event) char buf[4096];
+  while (::read(inotify_fd_, buf, sizeof buf) > 0) {
+  }
+}
+
+// --- items
+
+std::string SqliteTransport::item_body(const QueueItem& item) const {
+  json::Document d = json::parse(to_json(item), "queue item");
+  for (const char* field : kColumnFields) d.RemoveMember(field);
+  return json::dump(d);
+}
+
+QueueItem SqliteTransport::item_from_row(const Stmt& s) const {
+  std::string id = std::to_string(s.int64(0));
+  // The body lacks the column fields; queue_item_from_json needs "queue",
+  // whose text (validated names) never needs escaping.
+  std::string body = s.text(7);
+  std::string queue = s.text(1);
+  if (body.size() < 2 || body[0] != '{') {
+    throw Error(Errc::io, fmt::format("sqlite database {}: item {} has a malformed body", path_,
+                                      id));
+  }
+  body.insert(1, "\"queue\":\"" + queue + (body[1] == '}' ? "\"" : "\","));
+  QueueItem item;
+  try {
+    item = queue_item_from_json(body);
+  } catch (const Error& e) {
+    throw Error(Errc::io,
+                fmt::format("sqlite database {}: item {} is unreadable: {}", path_, id, e.what()));
+  }
+  item.id = id;
+  item.state = parse_item_state(s.text(2));
+  item.priority = static_cast<Priority>(s.int64(3));
+  item.created_at = s.int64(4);
+  item.lease_expires_at = s.int64(5);
+  item.agent_id = s.text(6);
+  return item;
+}
+
+std::optional<QueueItem> SqliteTransport::load(std::int64_t id) {
+  auto s = stmt("SELECT id, queue, state, priority, created_at, lease_expires_at, agent_id, "
+                "body FROM items WHERE id = ?");
+  s.bind(1, id);
+  if (!s.step()) return std::nullopt;
+  return item_from_row(s);
+}
+
+void SqliteTransport::store(const QueueItem& item) {
+  auto s = stmt(
+      "UPDATE items SET state = ?, priority = ?, lease_expires_at = ?, agent_id = ?, body = ? "
+      "WHERE id = ?");
+  s.bind(1, std::string(to_string(item.state)))
+      .bind(2, static_cast<int>(item.priority))
+      .bind(3, item.lease_expires_at)
+      .bind(4, item.agent_id)
+      .bind(5, item_body(item))
+      .bind(6, static_cast<std::int64_t>(std::stoll(item.id)));
+  s.run();
+}
+
+// Item ids are the decimal rowids; anything else names no item.
+std::optional<std::int64_t> parse_id(const std::string& item_id) {
+  if (item_id.empty() || item_id.size() > 18) return std::nullopt;
+  std::int64_t v = 0;
+  for (char c : item_id) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  return v;
+}
+
+Error no_item(const std::string& item_id) {
+  return Error(Errc::not_found, fmt::format("item \"{}\": no such item", item_id));
+}
+
+Error no_queue(const QueueRef& ref) {
+  return Error(Errc::not_found, fmt::format("queue \"{}\": no such queue", ref.str()));
+}
+
+std::string SqliteTransport::insert_item(const QueueRef& queue, QueueItem& item) {
+  std::string body = item_body(item);  // before the lock: it may be slow
+  std::lock_guard<std::mutex> lock(mu_);
+  {
+    Txn txn(*this);
+    {
+      auto s = stmt("SELECT 1 FROM queues WHERE entity = ? AND name = ?");
+      s.bind(1, queue.entity).bind(2, queue.name);
+      if (!s.step()) throw no_queue(queue);
+    }
+    auto s = stmt(
+        "INSERT INTO items (queue, state, priority, created_at, lease_expires_at, agent_id, "
+        "body) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    s.bind(1, queue.str())
+        .bind(2, std::string(to_string(item.state)))
+        .bind(3, static_cast<int>(item.priority))
+        .bind(4, item.created_at)
+        .bind(5, item.lease_expires_at)
+        .bind(6, item.agent_id)
+        .bind(7, body);
+    s.run();
+    item.id = std::to_string(sqlite3_last_insert_rowid(db_));
+    item.queue = queue;
+    txn.commit();
+  }
+  wake();
+  return item.id;
+}
+
+QueueItem SqliteTransport::update_item(const std::string& item_id,
+                                       const std::function<void(QueueItem&)>& fn) {
+  auto id = parse_id(item_id);
+  if (!id) throw no_item(item_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  QueueItem item;
+  bool woke_work = false;
+  {
+    Txn txn(*this);
+    auto loaded = load(*id);
+    if (!loaded) throw no_item(item_id);
+    item = std::move(*loaded);
+    ItemState before = item.state;
+    fn(item);
+    store(item);
+    txn.commit();
+    woke_work = item.state == ItemState::pending && before != ItemState::pending;
+  }
+  if (woke_work) wake();
+  return item;
+}
+
+std::vector<std::string> SqliteTransport::expired_item_ids(std::int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto s = stmt(
+      "SELECT id FROM items WHERE state IN ('claimed', 'running', 'stopping') "
+      "AND lease_expires_at < ? ORDER BY lease_expires_at");
+  s.bind(1, now);
+  std::vector<std::string> ids;
+  while (s.step()) ids.push_back(std::to_string(s.int64(0)));
+  return ids;
+}
+
+QueueItem SqliteTransport::get(const std::string& item_id) {
+  auto id = parse_id(item_id);
+  if (!id) throw no_item(item_id);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto item = load(*id);
+  if (!item) throw no_item(item_id);
+  return std::move(*item);
+}
+
+std::vector<QueueItem> SqliteTransport::list(const ItemFilter& filter) {
+  std::string sql = fmt::format("SELECT {} FROM items WHERE 1", kItemColumns);
+  if (filter.queue) sql += " AND queue = ?";
+  if (filter.state) sql += " AND state = ?";
+  if (!filter.agent_id.empty()) sql += " AND agent_id = ?";
+  sql += filter.limit ? " ORDER BY id DESC LIMIT ?" : " ORDER BY id";
+
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+    fail("cannot prepare the item list");
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
+  Stmt s(db_, raw, path_);
+  int i = 1;
+  if (filter.queue) s.bind(i++, filter.queue->str());
+  if (filter.state) s.bind(i++, std::string(to_string(*filter.state)));
+  if (!filter.agent_id.empty()) s.bind(i++, filter.agent_id);
+  if (filter.limit) {
+    s.bind(i++, static_cast<std::int64_t>(
+                    std::min<std::size_t>(filter.limit, std::numeric_limits<std::int64_t>::max())));
+  }
+  std::vector<QueueItem> items;
+  while (s.step()) items.push_back(item_from_row(s));
+  if (filter.limit) std::reverse(items.begin(), items.end());
+  return items;
+}
+
+std::optional<QueueItem> SqliteTransport::claim(const std::vector<QueueRef>& queues,
+                                                const std::string& agent_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  // The head of each queue comes straight off the items_claim index, so a
+  // claim costs the same with a thousand pending items or a million.
+  std::int64_t best_id = 0;
+  std::int64_t best_priority = 0;
+  for (const QueueRef& q : queues) {
+    auto s = stmt(
+        "SELECT id, priority FROM items WHERE queue = ? AND state = 'pending' "
+        "ORDER BY priority, id LIMIT 1");
+    s.bind(1, q.str());
+    if (!s.step()) continue;
+    std::int64_t id = s.int64(0), priority = s.int64(1);
+    if (best_id == 0 || priority < best_priority ||
+        (priority == best_priority && id < best_id)) {
+      best_id = id;
+      best_priority = priority;
+    }
+  }
+  if (best_id == 0) return std::nullopt;
+  auto item = load(best_id);
+  if (!item) fail("claimed item vanished");
+  lifecycle::claim(*item, agent_id, now_ms());
+  store(*item);
+  txn.commit();
+  return item;
+}
+
+// --- queues
+
+void SqliteTransport::create_queue(const QueueDef& queue) {
+  queue.validate();
+  QueueDef q = queue;
+  q.created_at = now_ms();
+  std::string body = to_json(q);
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  auto s = stmt("INSERT INTO queues (entity, name, body) VALUES (?, ?, ?)");
+  s.bind(1, q.entity).bind(2, q.name).bind(3, body);
+  int rc = s.rc_step();
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    throw Error(Errc::exists, fmt::format("queue \"{}\": already exists", q.ref().str()));
+  }
+  if (rc != SQLITE_DONE) fail(fmt::format("cannot create queue \"{}\"", q.ref().str()));
+  txn.commit();
+}
+
+QueueDef SqliteTransport::get_queue(const QueueRef& ref) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto s = stmt("SELECT body FROM queues WHERE entity = ? AND name = ?");
+  s.bind(1, ref.entity).bind(2, ref.name);
+  if (!s.step()) throw no_queue(ref);
+  return queue_from_json(s.text(0));
+}
+
+std::vector<QueueDef> SqliteTransport::list_queues() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto s = stmt("SELECT body FROM queues ORDER BY entity, name");
+  std::vector<QueueDef> out;
+  while (s.step()) out.push_back(queue_from_json(s.text(0)));
+  return out;
+}
+
+void SqliteTransport::delete_queue(const QueueRef& ref) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  {
+    auto s = stmt("SELECT 1 FROM queues WHERE entity = ? AND name = ?");
+    s.bind(1, ref.entity).bind(2, ref.name);
+    if (!s.step()) throw no_queue(ref);
+  }
+  {
+    auto s = stmt(
+        "SELECT count(*) FROM items WHERE queue = ? "
+        "AND state IN ('claimed', 'running', 'stopping')");
+    s.bind(1, ref.str());
+    s.step();
+    if (std::int64_t busy = s.int64(0)) {
+      throw Error(Errc::state,
+                  fmt::format("queue \"{}\": cannot delete it while {} item(s) are claimed, "
+                              "running or stopping",
+                              ref.str(), busy));
+    }
+  }
+  stmt("DELETE FROM items WHERE queue = ?").bind(1, ref.str()).run();
+  stmt("DELETE FROM queues WHERE entity = ? AND name = ?").bind(1, ref.entity).bind(2, ref.name).run();
+  txn.commit();
+}
+
+// --- agents
+
+void SqliteTransport::touch_agent(const std::string& agent_id, std::int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  stmt("UPDATE agents SET last_seen = ? WHERE id = ?").bind(1, now).bind(2, agent_id).run();
+  txn.commit();
+}
+
+void SqliteTransport::upsert_agent(const AgentRecord& agent) {
+  if (agent.id.empty()) throw Error(Errc::invalid, "agent id: must not be empty");
+  json::Document d;
+  json::Value queues = json::string_array(agent.queues, d.GetAllocator());
+  std::string queues_json = json::dump(queues);
+  std::int64_t now = now_ms();
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  auto s = stmt(
+      "INSERT INTO agents (id, host, pid, version, entity, queues, status, max_jobs, "
+      "running_jobs, started_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+      "ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid, "
+      "version = excluded.version, entity = excluded.entity, queues = excluded.queues, "
+      "status = excluded.status, max_jobs = excluded.max_jobs, "
+      "running_jobs = excluded.running_jobs, started_at = excluded.started_at, "
+      "last_seen = excluded.last_seen");
+  s.bind(1, agent.id)
+      .bind(2, agent.host)
+      .bind(3, agent.pid)
+      .bind(4, agent.version)
+      .bind(5, agent.entity)
+      .bind(6, queues_json)
+      .bind(7, std::string(to_string(agent.status)))
+      .bind(8, agent.max_jobs)
+      .bind(9, agent.running_jobs)
+      .bind(10, agent.started_at)
+      .bind(11, agent.last_seen ? agent.last_seen : now);
+  s.run();
+  txn.commit();
+}
+
+std::vector<AgentRecord> SqliteTransport::list_agents() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto s = stmt(
+      "SELECT id, host, pid, version, entity, queues, status, max_jobs, running_jobs, "
+      "started_at, last_seen FROM agents ORDER BY id");
+  std::vector<AgentRecord> out;
+  while (s.step()) {
+    AgentRecord a;
+    a.id = s.text(0);
+    a.host = s.text(1);
+    a.pid = static_cast<int>(s.int64(2));
+    a.version = s.text(3);
+    a.entity = s.text(4);
+    json::Document d = json::parse(s.text(5), "agent queues");
+    for (const auto& v : d.GetArray()) a.queues.push_back(json::scalar_text(v));
+    a.status = parse_agent_status(s.text(6));
+    a.max_jobs = static_cast<int>(s.int64(7));
+    a.running_jobs = static_cast<int>(s.int64(8));
+    a.started_at = s.int64(9);
+    a.last_seen = s.int64(10);
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<Transport> open_sqlite_transport(const std::string& uri) {
+  return std::make_shared<SqliteTransport>(uri);
+}
+
+}  // namespace launch

@@ -1,0 +1,375 @@
+// The agent end to end over the memory transport, with real processes.
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <set>
+
+#include "helpers.hpp"
+#include "launch/launch.hpp"
+
+using namespace launch;
+using launch_test::TempDir;
+using launch_test::slurp;
+using std::chrono::milliseconds;
+
+namespace {
+
+struct Harness {
+  TempDir home;
+  std::shared_ptr<Transport> t = open_transport("memory://");
+  std::vector<JobEvent> events;
+  std::unique_ptr<Agent> agent;
+
+  QueueDef make_queue(const std::string& name, const std::string& config = "{}",
+                      bool prioritize = false) {
+    QueueDef q;
+    q.entity = "team";
+    q.name = name;
+    q.resource = "local-process";
+    q.config = config;
+    q.prioritization = prioritize;
+    t->create_queue(q);
+    return q;
+  }
+
+  Agent& start(AgentConfig c = {}) {
+    c.entity = "team";
+    c.launch_home = home.path();
+    if (c.queues.empty()) c.queues = {"q"};
+    if (c.gpus < 0) c.gpus = 0;
+    c.stopped_run_timeout = 5;
+    agent = std::make_unique<Agent>(c, t);
+    agent->on_event([this](const JobEvent& e) { events.push_back(e); });
+    return *agent;
+  }
+
+  std::string push(std::vector<std::string> argv, const std::string& queue = "q") {
+    JobSpec s;
+    s.name = "job";
+    s.entry_point = std::move(argv);
+    s.author = "alice";
+    return t->push(QueueRef{"team", queue}, s);
+  }
+
+  std::string push_spec(JobSpec s, const std::string& queue = "q") {
+    if (s.author.empty()) s.author = "alice";
+    return t->push(QueueRef{"team", queue}, s);
+  }
+
+  void step() { agent->step(milliseconds(50)); }
+
+  QueueItem wait_state(const std::string& id, ItemState state) {
+    launch_test::until([&] { return t->get(id).state == state; }, [&] { step(); });
+    return t->get(id);
+  }
+
+  QueueItem wait_end(const std::string& id) {
+    launch_test::until([&] { return is_terminal(t->get(id).state); }, [&] { step(); });
+    return t->get(id);
+  }
+
+  std::string log_of(const std::string& id, const std::string& file = "stdout.log") {
+    return slurp(home / ("runs/" + id + "/" + file));
+  }
+};
+
+std::vector<std::string> sh(const std::string& script) { return {"/bin/sh", "-c", script}; }
+
+}  // namespace
+
+TEST_CASE("agent: exit codes end items finished or failed with stage run") {
+  Harness h;
+  h.make_queue("q");
+  h.start(AgentConfig{});
+  std::string ok = h.push({"/bin/true"});
+  std::string bad = h.push(sh("echo failing >&2; exit 3"));
+  std::string killed = h.push(sh("kill -9 $$"));
+
+  QueueItem i = h.wait_end(ok);
+  CHECK(i.state == ItemState::finished);
+  CHECK(i.exit_code == 0);
+  i = h.wait_end(bad);
+  CHECK(i.state == ItemState::failed);
+  CHECK(i.exit_code == 3);
+  REQUIRE(i.error);
+  CHECK(i.error->stage == ErrorStage::run);
+  CHECK(i.error->message == "exited with code 3");
+  CHECK(h.log_of(bad, "stderr.log") == "failing\n");
+  i = h.wait_end(killed);
+  CHECK(i.state == ItemState::failed);
+  REQUIRE(i.error);
+  CHECK(i.error->message.find("killed by signal 9") != std::string::npos);
+
+  // Every transition was reported, in order, for one item.
+  std::vector<ItemState> seen;
+  for (const auto& e : h.events) {
+    if (e.item_id == ok) seen.push_back(e.state);
+  }
+  CHECK(seen == std::vector<ItemState>{ItemState::claimed, ItemState::running,
+                                       ItemState::finished});
+}
+
+TEST_CASE("agent: args, env, run config, template values and macros reach the process") {
+  Harness h;
+  QueueDef q;
+  q.entity = "team";
+  q.name = "q";
+  q.config = R"({"env": {"GREETING": "{{greeting}}", "RUN": "run-${run_id}",
+                         "WHO": "${author}"}})";
+  TemplateVariable var;
+  var.type = VarType::string;
+  var.default_value = "hi";
+  q.template_variables["greeting"] = var;
+  h.t->create_queue(q);
+  TempDir work;
+  h.start(AgentConfig{});
+
+  JobSpec s;
+  s.name = "env-job";
+  s.entry_point = sh("echo \"$GREETING|$RUN|$WHO|$LAUNCH_RUN_ID|$LAUNCH_QUEUE|$LAUNCH_ENTITY|"
+                     "$LAUNCH_AUTHOR|$LAUNCH_RESUME_COUNT|$LAUNCH_CONFIG|$MINE|$1|$(pwd)\"");
+  s.args = {"sh", "arg one"};
+  s.env = {{"MINE", "mine"}};
+  s.run_config = R"({"lr":0.1})";
+  s.template_values = {{"greeting", "hello"}};
+  s.resource_args = R"({"working_dir": ")" + work.path() + R"("})";
+  std::string id = h.push_spec(s);
+  QueueItem item = h.wait_end(id);
+  REQUIRE(item.state == ItemState::finished);
+  CHECK(h.log_of(id) == "hello|run-" + item.run_id + "|alice|" + item.run_id +
+                            "|team/q|team|alice|0|{\"lr\":0.1}|mine|arg one|" + work.path() +
+                            "\n");
+
+  // The default applies when the job gives no value.
+  JobSpec d;
+  d.entry_point = sh("echo \"$GREETING\"");
+  std::string id2 = h.push_spec(d);
+  REQUIRE(h.wait_end(id2).state == ItemState::finished);
+  CHECK(h.log_of(id2) == "hi\n");
+}
+
+TEST_CASE("agent: never runs more than max_jobs at once, as the jobs see it") {
+  Harness h;
+  h.make_queue("q");
+  TempDir d;
+  AgentConfig c;
+  c.max_jobs = 2;
+  h.start(c);
+  // Each job marks itself running, counts the running marks, and unmarks.
+  std::string script = "touch " + d.path() + "/run.$$; ls " + d.path() +
+                       " | grep -c '^run\\.' > " + d.path() + "/seen.$$; sleep 0.3; rm " +
+                       d.path() + "/run.$$";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) ids.push_back(h.push(sh(script)));
+  int most = 0;
+  launch_test::until(
+      [&] {
+        most = std::max(most, h.agent->running_jobs());
+        return std::all_of(ids.begin(), ids.end(),
+                           [&](const std::string& id) { return is_terminal(h.t->get(id).state); });
+      },
+      [&] { h.step(); });
+  CHECK(most <= 2);
+  for (const auto& id : ids) CHECK(h.t->get(id).state == ItemState::finished);
+  std::vector<std::string> seen_files;
+  if (DIR* dir = ::opendir(d.path().c_str())) {
+    while (struct dirent* e = ::readdir(dir)) {
+      std::string n = e->d_name;
+      if (n.rfind("seen.", 0) == 0) seen_files.push_back(n);
+    }
+    ::closedir(dir);
+  }
+  CHECK(seen_files.size() == 6);
+  for (const auto& f : seen_files) {
+    int n = std::stoi(slurp(d / f));
+    CHECK(n >= 1);
+    CHECK(n <= 2);
+  }
+}
+
+TEST_CASE("agent: higher priority runs first, FIFO within a priority") {
+  Harness h;
+  h.make_queue("q", "{}", true);
+  TempDir d;
+  std::string order = d / "order";
+  auto job = [&](const std::string& name, Priority p) {
+    JobSpec s;
+    s.name = name;
+    s.entry_point = sh("echo " + name + " >> " + order);
+    s.priority = p;
+    return h.push_spec(s);
+  };
+  std::vector<std::string> ids = {job("low", Priority::low), job("medium1", Priority::medium),
+                                  job("critical", Priority::critical),
+                                  job("medium2", Priority::medium), job("high", Priority::high)};
+  h.start(AgentConfig{});  // max_jobs 1: one at a time
+  for (const auto& id : ids) h.wait_end(id);
+  CHECK(launch_test::lines_of(slurp(order)) ==
+        std::vector<std::string>{"critical", "high", "medium1", "medium2", "low"});
+}
+
+TEST_CASE("agent: cancel of a running job stops its process group and the item") {
+  Harness h;
+  h.make_queue("q");
+  TempDir d;
+  h.start(AgentConfig{});
+  std::string id = h.push(sh("sleep 60 & echo $$ > " + (d / "pid") + "; wait"));
+  h.wait_state(id, ItemState::running);
+  launch_test::until([&] { return !slurp(d / "pid").empty(); }, [&] { h.step(); });
+  pid_t pgid = static_cast<pid_t>(std::stol(slurp(d / "pid")));
+  REQUIRE(::kill(-pgid, 0) == 0);
+  h.t->cancel(id);
+  QueueItem item = h.wait_end(id);
+  CHECK(item.state == ItemState::stopped);
+  CHECK(::kill(-pgid, 0) == -1);
+  CHECK(errno == ESRCH);
+  bool saw_stopping = std::any_of(h.events.begin(), h.events.end(), [&](const JobEvent& e) {
+    return e.item_id == id && e.state == ItemState::stopping;
+  });
+  CHECK(saw_stopping);
+}
+
+TEST_CASE("agent: timeout_seconds fails the job with the reason") {
+  Harness h;
+  h.make_queue("q", R"({"timeout_seconds": 1})");
+  h.start(AgentConfig{});
+  std::string id = h.push({"/bin/sleep", "60"});
+  QueueItem item = h.wait_end(id);
+  CHECK(item.state == ItemState::failed);
+  REQUIRE(item.error);
+  CHECK(item.error->stage == ErrorStage::run);
+  CHECK(item.error->message == "timed out after 1s");
+}
+
+TEST_CASE("agent: resolve and submit failures end the item at stage agent") {
+  Harness h;
+  QueueDef q;
+  q.entity = "team";
+  q.name = "q";
+  q.resource = "no-such-runner";
+  h.t->create_queue(q);
+  h.make_queue("q2", R"({"gpus": 1})");
+  h.make_queue("q3", R"({"bogus": 1})");
+  AgentConfig c;
+  c.queues = {"q", "q2", "q3"};
+  c.max_jobs = -1;
+  h.start(c);
+  std::string a = h.push({"/bin/true"}, "q");
+  std::string b = h.push({"/bin/true"}, "q2");
+  std::string e = h.push({"/no/such/program"}, "q2");
+  std::string f = h.push({"/bin/true"}, "q3");
+  QueueItem ia = h.wait_end(a);
+  CHECK(ia.state == ItemState::failed);
+  REQUIRE(ia.error);
+  CHECK(ia.error->stage == ErrorStage::agent);
+  CHECK(ia.error->message.find("no-such-runner") != std::string::npos);
+  QueueItem ib = h.wait_end(b);
+  REQUIRE(ib.error);
+  CHECK(ib.error->stage == ErrorStage::agent);
+  CHECK(ib.error->message.find("gpus 1: this agent has 0 GPUs") != std::string::npos);
+  h.wait_end(e);
+  QueueItem iff = h.wait_end(f);
+  REQUIRE(iff.error);
+  CHECK(iff.error->message.find("\"bogus\"") != std::string::npos);
+}
+
+TEST_CASE("agent: GPUs from the pool are never shared between two jobs") {
+  Harness h;
+  h.make_queue("q", R"({"gpus": 1})");
+  TempDir d;
+  AgentConfig c;
+  c.gpus = 2;
+  c.max_jobs = -1;
+  h.start(c);
+  // mkdir fails when another job holds the same device: the job fails.
+  std::string script = "mkdir " + d.path() + "/gpu$CUDA_VISIBLE_DEVICES || exit 9; sleep 0.3; "
+                       "rmdir " + d.path() + "/gpu$CUDA_VISIBLE_DEVICES; echo $CUDA_VISIBLE_DEVICES";
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(h.push(sh(script)));
+  std::set<std::string> devices;
+  for (const auto& id : ids) {
+    CHECK(h.wait_end(id).state == ItemState::finished);
+    devices.insert(h.log_of(id));
+  }
+  CHECK(devices == std::set<std::string>{"0\n", "1\n"});
+}
+
+TEST_CASE("agent: stop(drain) lets the running job finish and claims nothing more") {
+  Harness h;
+  h.make_queue("q");
+  h.start(AgentConfig{});
+  std::string id = h.push({"/bin/sleep", "0.5"});
+  h.wait_state(id, ItemState::running);
+  h.agent->stop(StopMode::drain);
+  std::string later = h.push({"/bin/true"});
+  while (h.agent->step(milliseconds(50))) {
+  }
+  CHECK(h.t->get(id).state == ItemState::finished);
+  CHECK(h.t->get(later).state == ItemState::pending);
+  auto agents = h.t->list_agents();
+  REQUIRE(agents.size() == 1);
+  CHECK(agents[0].status == AgentStatus::stopped);
+  CHECK(agents[0].id == h.agent->id());
+}
+
+TEST_CASE("agent: a second stop cancels running jobs and puts their items back") {
+  Harness h;
+  h.make_queue("q");
+  TempDir d;
+  h.start(AgentConfig{});
+  std::string id = h.push(sh("echo $$ > " + (d / "pid") + "; exec sleep 60"));
+  h.wait_state(id, ItemState::running);
+  launch_test::until([&] { return !slurp(d / "pid").empty(); }, [&] { h.step(); });
+  pid_t pgid = static_cast<pid_t>(std::stol(slurp(d / "pid")));
+  h.agent->stop(StopMode::drain);
+  h.agent->stop(StopMode::drain);
+  while (h.agent->step(milliseconds(50))) {
+  }
+  QueueItem item = h.t->get(id);
+  CHECK(item.state == ItemState::pending);
+  CHECK(item.agent_id.empty());
+  CHECK(::kill(-pgid, 0) == -1);
+}
+
+TEST_CASE("agent: registers itself and reports running while it holds jobs") {
+  Harness h;
+  h.make_queue("q");
+  h.start(AgentConfig{});
+  std::string id = h.push({"/bin/sleep", "0.3"});
+  h.wait_state(id, ItemState::running);
+  auto agents = h.t->list_agents();
+  REQUIRE(agents.size() == 1);
+  CHECK(agents[0].status == AgentStatus::running);
+  CHECK(agents[0].queues == std::vector<std::string>{"team/q"});
+  h.wait_end(id);
+  launch_test::until([&] { return h.t->list_agents()[0].status == AgentStatus::polling; },
+                     [&] { h.step(); });
+  CHECK(h.t->list_agents()[0].running_jobs == 0);
+}
+
+TEST_CASE("agent: a restarted agent keeps its id and ends the runs it lost") {
+  Harness h;
+  h.make_queue("q");
+  std::string first_id;
+  std::string id = h.push({"/bin/true"});
+  {
+    Agent& a = h.start(AgentConfig{});
+    first_id = a.id();
+    // As if the agent had claimed and started it, then died.
+    REQUIRE(h.t->claim({QueueRef{"team", "q"}}, first_id));
+    h.t->start(id, first_id, "");
+    h.agent.reset();
+  }
+  Agent& b = h.start(AgentConfig{});
+  CHECK(b.id() == first_id);
+  QueueItem item = h.wait_end(id);
+  CHECK(item.state == ItemState::failed);
+  REQUIRE(item.error);
+  CHECK(item.error->stage == ErrorStage::agent);
+  CHECK(item.error->message == "agent restarted; run lost");
+
+  // Two live agents never share an id.
+  Agent other(b.config(), h.t);
+  CHECK(other.id() != b.id());
+}

@@ -1,0 +1,259 @@
+// The launch-agent binary: configuration precedence, start-up errors, and
+// (over a store shared between processes) SIGTERM drain and double SIGTERM.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+
+#include "helpers.hpp"
+#include "launch/launch.hpp"
+
+extern char** environ;
+
+using namespace launch;
+using launch_test::TempDir;
+using launch_test::slurp;
+
+namespace {
+
+struct Child {
+  pid_t pid = -1;
+  std::string out_path, err_path;
+};
+
+// Starts argv with the current environment plus `env` (an empty value
+// removes the variable), output to files in `dir`.
+Child spawn(const TempDir& dir, const std::vector<std::string>& argv,
+            const std::map<std::string, std::string>& env, const std::string& tag) {
+  std::map<std::string, std::string> all;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  for (const auto& kv : env) {
+    if (kv.second.empty()) {
+      all.erase(kv.first);
+    } else {
+      all[kv.first] = kv.second;
+    }
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& kv : all) env_strings.push_back(kv.first + "=" + kv.second);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(&s[0]);
+  envp.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  std::vector<char*> cargv;
+  for (auto& a : args) cargv.push_back(&a[0]);
+  cargv.push_back(nullptr);
+  Child c;
+  c.out_path = dir / (tag + ".out");
+  c.err_path = dir / (tag + ".err");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, c.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, c.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  int rc = ::posix_spawn(&c.pid, cargv[0], &fa, nullptr, cargv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  REQUIRE(rc == 0);
+  return c;
+}
+
+int wait_exit(Child& c) {
+  int status = 0;
+  REQUIRE(::waitpid(c.pid, &status, 0) == c.pid);
+  c.pid = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result run(const TempDir& dir, std::vector<std::string> args,
+           const std::map<std::string, std::string>& env = {}) {
+  args.insert(args.begin(), launch_test::agent_binary());
+  Child c = spawn(dir, args, env, "run");
+  int code = wait_exit(c);
+  return Result{code, slurp(c.out_path), slurp(c.err_path)};
+}
+
+// The environment a test agent runs in: nothing inherited that matters.
+std::map<std::string, std::string> clean_env(const TempDir& home) {
+  return {{"LAUNCH_HOME", home.path()},
+          {"HOME", home.path()},
+          {"XDG_CONFIG_HOME", ""},
+          {"LAUNCH_ENTITY", ""},
+          {"LAUNCH_MAX_JOBS", ""},
+          {"LAUNCH_QUEUE_URI", ""}};
+}
+
+}  // namespace
+
+TEST_CASE("launch-agent: a config file with an unknown key stops it, naming file and key") {
+  TempDir d;
+  std::string cfg = d / "launch-config.yaml";
+  launch_test::write_file(cfg, "entity: team\nqueues: [q]\nmax_jobz: 2\n");
+  Result r = run(d, {"-c", cfg}, clean_env(d));
+  CHECK(r.code == 1);
+  CHECK(r.err.find(cfg + ": unknown key \"max_jobz\"") != std::string::npos);
+  CHECK(launch_test::lines_of(r.err).size() == 1);
+}
+
+TEST_CASE("launch-agent: settings go file < environment < flags") {
+  TempDir d;
+  std::string cfg = d / "launch-config.yaml";
+  launch_test::write_file(cfg, "entity: file-team\nqueues: [fq]\nmax_jobs: 3\n");
+  auto env = clean_env(d);
+
+  Result r = run(d, {"-c", cfg, "--print-config"}, env);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"entity\": \"file-team\"") != std::string::npos);
+  CHECK(r.out.find("\"max_jobs\": 3") != std::string::npos);
+  CHECK(r.out.find("\"queues\": [\"fq\"]") != std::string::npos);
+
+  env["LAUNCH_ENTITY"] = "env-team";
+  env["LAUNCH_MAX_JOBS"] = "4";
+  r = run(d, {"-c", cfg, "--print-config"}, env);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"entity\": \"env-team\"") != std::string::npos);
+  CHECK(r.out.find("\"max_jobs\": 4") != std::string::npos);
+
+  r = run(d, {"-c", cfg, "--print-config", "-e", "flag-team", "-j", "-1", "-q", "a", "-q",
+              "b", "-v", "-v"},
+          env);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"entity\": \"flag-team\"") != std::string::npos);
+  CHECK(r.out.find("\"max_jobs\": -1") != std::string::npos);
+  CHECK(r.out.find("\"queues\": [\"a\", \"b\"]") != std::string::npos);
+  CHECK(r.out.find("\"verbosity\": 2") != std::string::npos);
+
+  // The default path is read when -c is not given.
+  std::string default_cfg = d / ".config/launch/launch-config.yaml";
+  ::mkdir((d / ".config").c_str(), 0755);
+  ::mkdir((d / ".config/launch").c_str(), 0755);
+  launch_test::write_file(default_cfg, "entity: default-team\nqueues: [dq]\n");
+  r = run(d, {"--print-config"}, clean_env(d));
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"entity\": \"default-team\"") != std::string::npos);
+}
+
+TEST_CASE("launch-agent: bad flags and missing queues fail with one clear line") {
+  TempDir d;
+  Result r = run(d, {"-e", "team"}, clean_env(d));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("no queue to poll") != std::string::npos);
+  r = run(d, {"-q", "q", "-j", "0", "--print-config"}, clean_env(d));
+  CHECK(r.code == 1);
+  CHECK(r.err.find("max_jobs 0") != std::string::npos);
+  r = run(d, {"-q", "q", "--log-format", "xml"}, clean_env(d));
+  CHECK(r.code != 0);
+}
+
+namespace {
+
+// A queue in a SQLite store under `home`, shared with agent processes.
+std::shared_ptr<Transport> shared_store(const TempDir& home) {
+  auto t = open_transport("sqlite://" + home.path() + "/launch.db");
+  QueueDef q;
+  q.entity = "team";
+  q.name = "q";
+  t->create_queue(q);
+  return t;
+}
+
+std::string push_sh(Transport& t, const std::string& script) {
+  JobSpec s;
+  s.name = "sig";
+  s.author = "alice";
+  s.entry_point = {"/bin/sh", "-c", script};
+  return t.push(QueueRef{"team", "q"}, s);
+}
+
+void wait_for(const std::function<bool()>& cond) {
+  launch_test::until(cond, [] { ::usleep(20000); });
+}
+
+}  // namespace
+
+TEST_CASE("launch-agent: SIGTERM drains: the running job finishes, nothing new starts") {
+  TempDir home;
+  auto t = shared_store(home);
+  std::string first = push_sh(*t, "echo started > " + (home / "started") + "; sleep 2");
+  Child agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team"},
+                      clean_env(home), "agent");
+  wait_for([&] { return !slurp(home / "started").empty(); });
+  wait_for([&] { return t->get(first).state == ItemState::running; });
+  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  std::string second = push_sh(*t, "true");
+  int code = wait_exit(agent);
+  CHECK(code == 0);
+  CHECK(t->get(first).state == ItemState::finished);
+  CHECK(t->get(second).state == ItemState::pending);
+  auto agents = t->list_agents();
+  REQUIRE(agents.size() == 1);
+  CHECK(agents[0].status == AgentStatus::stopped);
+  // One line per transition in the agent's log.
+  std::string log = slurp(agent.err_path);
+  CHECK(log.find("item " + first + " (team/q) running") != std::string::npos);
+  CHECK(log.find("item " + first + " (team/q) finished") != std::string::npos);
+}
+
+TEST_CASE("launch-agent: a second SIGTERM cancels running jobs and puts them back") {
+  TempDir home;
+  auto t = shared_store(home);
+  std::string id = push_sh(*t, "echo $$ > " + (home / "pid") + "; exec sleep 60");
+  Child agent = spawn(home,
+                      {launch_test::agent_binary(), "-q", "q", "-e", "team", "--log-format",
+                       "json", "-l", home / "agent.log"},
+                      clean_env(home), "agent");
+  wait_for([&] { return !slurp(home / "pid").empty(); });
+  pid_t pgid = static_cast<pid_t>(std::stol(slurp(home / "pid")));
+  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  ::usleep(200000);
+  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  int code = wait_exit(agent);
+  CHECK(code == 0);
+  QueueItem item = t->get(id);
+  CHECK(item.state == ItemState::pending);
+  CHECK(item.agent_id.empty());
+  CHECK(::kill(-pgid, 0) == -1);
+  // JSON lines in the log file, one per transition.
+  std::string log = slurp(home / "agent.log");
+  CHECK(log.find("\"item\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"running\"") !=
+        std::string::npos);
+  CHECK(log.find("\"item\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"pending\"") !=
+        std::string::npos);
+}
+
+TEST_CASE("launch-agent: a job pushed by another process wakes the idle agent") {
+  TempDir home;
+  auto t = shared_store(home);
+  Child agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team", "-j", "2"},
+                      clean_env(home), "agent");
+  wait_for([&] { return !t->list_agents().empty(); });
+  std::string id = push_sh(*t, "exit 4");
+  wait_for([&] { return is_terminal(t->get(id).state); });
+  CHECK(t->get(id).state == ItemState::failed);
+  CHECK(t->get(id).exit_code == 4);
+  ::kill(agent.pid, SIGTERM);
+  CHECK(wait_exit(agent) == 0);
+}
+
+TEST_CASE("the embedding example hands resolved jobs to its in-house runner") {
+  TempDir d;
+  Child c = spawn(d, {launch_test::binary_dir() + "/examples/embed/launch-embed-example"}, {},
+                  "embed");
+  CHECK(wait_exit(c) == 0);
+  std::string out = slurp(c.out_path);
+  CHECK(out.find("scheduler got train    argv [python3 train.py] config "
+                 "{\"partition\":\"gpu\",\"tag\":\"") != std::string::npos);
+  CHECK(out.find("\"nodes\":2}") != std::string::npos);
+  CHECK(out.find("scheduler got prepare  argv [python3 prepare.py] config "
+                 "{\"partition\":\"cpu\"") != std::string::npos);
+}

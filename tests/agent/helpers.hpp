@@ -1,0 +1,102 @@
+// Shared helpers for the agent suite: temporary directories, small files,
+// and a loop that steps an agent until something holds.
+#ifndef LAUNCH_TESTS_AGENT_HELPERS_HPP
+#define LAUNCH_TESTS_AGENT_HELPERS_HPP
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+namespace launch_test {
+
+// A directory under /tmp removed (with everything in it) at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/launch-agent-test.XXXXXX";
+    char* p = ::mkdtemp(tmpl);
+    REQUIRE(p != nullptr);
+    path_ = p;
+  }
+  ~TempDir() { remove_tree(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+  static void remove_tree(const std::string& path) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+      if (DIR* d = ::opendir(path.c_str())) {
+        while (struct dirent* e = ::readdir(d)) {
+          std::string name = e->d_name;
+          if (name == "." || name == "..") continue;
+          remove_tree(path + "/" + name);
+        }
+        ::closedir(d);
+      }
+      ::rmdir(path.c_str());
+    } else {
+      ::unlink(path.c_str());
+    }
+  }
+
+ private:
+  std::string path_;
+};
+
+inline std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+inline bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+inline std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) out.push_back(line);
+  }
+  return out;
+}
+
+// Calls `step` until `done` holds; fails the test after `limit`.
+inline void until(const std::function<bool()>& done, const std::function<void()>& step,
+                  std::chrono::seconds limit = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "timed out waiting");
+    step();
+  }
+}
+
+inline std::string binary_dir() { return LAUNCH_BINARY_DIR; }
+inline std::string agent_binary() { return binary_dir() + "/examples/launch-agent/launch-agent"; }
+
+}  // namespace launch_test
+
+#endif

@@ -1,0 +1,737 @@
+// End-to-end tests of the `launch` command line. Each test runs the built
+// binary as a subprocess against a sqlite store in a fresh LAUNCH_HOME and
+// checks its stdout, stderr and exit code. Where an agent would act (claim,
+// start, finish), the test opens the same store through the library and
+// plays the agent.
+#include <fcntl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <rapidjson/document.h>
+
+#include "launch/launch.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kLaunch = std::string(LAUNCH_BINARY_DIR) + "/examples/launch/launch";
+const std::string kAgent = "agent-test";
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A running `launch`: stdout and stderr captured through pipes, stdin
+// /dev/null, working directory `cwd`. finish() collects it.
+class Process {
+ public:
+  Process(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+          const std::string& cwd) {
+    int out[2], err[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+
+    std::vector<std::string> argv_s = {kLaunch};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s;
+    for (const auto& [k, v] : env) env_s.push_back(k + "=" + v);
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    int rc = posix_spawn(&pid_, kLaunch.c_str(), &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    ::close(err[1]);
+    out_ = out[0];
+    err_ = err[0];
+    if (rc != 0) pid_ = -1;
+    REQUIRE_MESSAGE(rc == 0, "cannot start " << kLaunch << ": " << std::strerror(rc));
+  }
+  ~Process() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      finish();
+    }
+  }
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  Result finish() {
+    Result r;
+    struct pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+    std::string* sinks[2] = {&r.out, &r.err};
+    int open = 2;
+    while (open > 0) {
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[4096];
+        ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        if (n > 0) {
+          sinks[i]->append(buf, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+          ::close(fds[i].fd);
+          fds[i].fd = -1;
+          --open;
+        }
+      }
+    }
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  int err_ = -1;
+};
+
+// A temporary HOME and LAUNCH_HOME with a sqlite store, removed at the end.
+// `env` is the environment every `launch` of this test gets: the test's own
+// minus every LAUNCH_* variable, plus the sandbox's.
+class Sandbox {
+ public:
+  Sandbox() {
+    char tmpl[] = "/tmp/launch-cli-test.XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    home = dir + "/launch-home";
+    uri = "sqlite://" + home + "/launch.db";
+    for (char** e = environ; *e; ++e) {
+      std::string kv = *e;
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) continue;
+      std::string key = kv.substr(0, eq);
+      if (key.rfind("LAUNCH_", 0) == 0 || key == "XDG_CONFIG_HOME") continue;
+      env[key] = kv.substr(eq + 1);
+    }
+    env["HOME"] = dir;  // so ~/.config/launch/launch-config.yaml is ours
+    env["LAUNCH_HOME"] = home;
+    env["LAUNCH_QUEUE_URI"] = uri;
+    env["LAUNCH_ENTITY"] = "team";
+  }
+  ~Sandbox() {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  Result run(const std::vector<std::string>& args) {
+    return Process(args, env, dir).finish();
+  }
+  std::unique_ptr<Process> start(const std::vector<std::string>& args) {
+    return std::make_unique<Process>(args, env, dir);
+  }
+  // Runs `launch` and requires success; returns its stdout.
+  std::string ok(const std::vector<std::string>& args) {
+    Result r = run(args);
+    INFO("launch " << join(args) << "\nstderr: " << r.err);
+    REQUIRE(r.code == 0);
+    return r.out;
+  }
+  // Pushes and returns the new item's id.
+  std::string push(const std::vector<std::string>& args) {
+    std::vector<std::string> full = {"push"};
+    full.insert(full.end(), args.begin(), args.end());
+    std::string out = ok(full);
+    REQUIRE(out.size() > 1);
+    REQUIRE(out.back() == '\n');
+    return out.substr(0, out.size() - 1);
+  }
+  void write(const std::string& relative, const std::string& text) {
+    fs::path p = fs::path(dir) / relative;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary | std::ios::app) << text;
+  }
+  launch::Transport& store() {
+    if (!store_) store_ = launch::open_transport(uri);
+    return *store_;
+  }
+  static std::string join(const std::vector<std::string>& args) {
+    std::string s;
+    for (const auto& a : args) s += (s.empty() ? "" : " ") + a;
+    return s;
+  }
+
+  std::string dir;
+  std::string home;
+  std::string uri;
+  std::map<std::string, std::string> env;
+
+ private:
+  std::shared_ptr<launch::Transport> store_;
+};
+
+// A failure: non-zero, nothing on stdout, one line on stderr that starts
+// with "launch: " and names every one of `words`.
+void check_failure(const Result& r, const std::vector<std::string>& words) {
+  INFO("stdout: " << r.out);
+  INFO("stderr: " << r.err);
+  CHECK(r.code != 0);
+  CHECK(r.out.empty());
+  CHECK(r.err.rfind("launch: ", 0) == 0);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(!r.err.empty());
+  if (!r.err.empty()) CHECK(r.err.back() == '\n');
+  for (const auto& w : words) {
+    INFO("expected in stderr: " << w);
+    CHECK(contains(r.err, w));
+  }
+}
+
+std::unique_ptr<rapidjson::Document> parse_json(const std::string& text) {
+  auto doc = std::make_unique<rapidjson::Document>();
+  doc->Parse(text.c_str(), text.size());
+  INFO("JSON: " << text);
+  REQUIRE_FALSE(doc->HasParseError());
+  return doc;
+}
+
+std::string user_name() {
+  const passwd* pw = getpwuid(geteuid());
+  REQUIRE(pw != nullptr);
+  return pw->pw_name;
+}
+
+std::size_t line_count(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+const char* kGpuQueue =
+    "name: gpu\n"
+    "resource: local-process\n"
+    "config: {env: {GPUS: \"{{gpus}}\"}}\n"
+    "template_variables:\n"
+    "  gpus: {type: integer, minimum: 1, maximum: 4, default: 1}\n";
+
+// Claims `id` (the oldest pending item of `queue`) and starts it, as an
+// agent would.
+void claim_and_start(launch::Transport& t, const std::string& queue, const std::string& id) {
+  auto item = t.claim({launch::QueueRef::parse(queue)}, kAgent);
+  REQUIRE(item.has_value());
+  REQUIRE(item->id == id);
+  t.start(id, kAgent, item->run_id.empty() ? launch::generate_run_id() : item->run_id);
+}
+
+// A library agent stepping in a thread of the test, on the sandbox's store;
+// stopped (its runs cancelled) and joined when it goes out of scope.
+class AgentThread {
+ public:
+  AgentThread(Sandbox& sb, const std::vector<std::string>& queues) {
+    launch::AgentConfig cfg;
+    cfg.entity = "team";
+    cfg.queues = queues;
+    cfg.max_jobs = 2;
+    cfg.gpus = 0;
+    cfg.launch_home = sb.home;
+    launch::set_log_level(launch::LogLevel::warn);  // its transitions are not the test's
+    agent_ = std::make_unique<launch::Agent>(cfg, launch::open_transport(sb.uri));
+    thread_ = std::thread([this] {
+      try {
+        while (agent_->step(std::chrono::milliseconds(100))) {
+        }
+      } catch (const std::exception& e) {
+        error_ = e.what();
+      }
+    });
+  }
+  ~AgentThread() {
+    agent_->stop(launch::StopMode::cancel);
+    thread_.join();
+  }
+  AgentThread(const AgentThread&) = delete;
+  AgentThread& operator=(const AgentThread&) = delete;
+  const std::string& error() const { return error_; }
+
+ private:
+  std::unique_ptr<launch::Agent> agent_;
+  std::thread thread_;
+  std::string error_;
+};
+
+// Polls the store until `id` is in `state` (at most 30 s).
+void await_state(launch::Transport& t, const std::string& id, launch::ItemState state) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (t.get(id).state != state && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(launch::to_string(t.get(id).state) == std::string(launch::to_string(state)));
+}
+
+}  // namespace
+
+TEST_SUITE("cli") {
+
+TEST_CASE("a push above a template variable's maximum is refused and leaves the queue as it was") {
+  Sandbox sb;
+  sb.write("gpu.yaml", kGpuQueue);
+  sb.ok({"queue", "create", "-f", "gpu.yaml"});
+  std::string before = sb.ok({"list", "-q", "gpu"});
+  std::string queue_before = sb.ok({"queue", "show", "gpu", "--json"});
+
+  Result r = sb.run({"push", "-q", "gpu", "--set-var", "gpus=8", "-E", "/bin/true"});
+  check_failure(r, {"gpus", "8", "4", "maximum"});
+
+  CHECK(sb.ok({"list", "-q", "gpu"}) == before);
+  CHECK(sb.ok({"list", "--json"}) == "[]\n");
+  CHECK(sb.ok({"queue", "show", "gpu", "--json"}) == queue_before);
+  CHECK(sb.store().list().empty());
+
+  std::string id = sb.push({"-q", "gpu", "--set-var", "gpus=4", "-E", "/bin/true"});
+  auto item = sb.store().get(id);
+  CHECK(item.spec.template_values.at("gpus") == "4");
+  CHECK(item.queue.str() == "team/gpu");
+}
+
+TEST_CASE("push prints the new item's id alone and stores every option") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "jobs", "-r", "local-process"});
+  sb.env["LAUNCH_AUTHOR"] = "alice";
+  sb.write("res.yaml", "env:\n  FROM_FILE: 'yes'\n");
+  fs::create_directories(fs::path(sb.dir) / "code");
+
+  Result r = sb.run({"push", "-q", "jobs", "--name", "train", "-p", "vision", "--env", "A=1",
+                     "--env", "B=x=y", "-R", "@res.yaml", "-c", "{\"lr\": 0.5}", "--code",
+                     "code", "-E", "[\"python\", \"train.py\"]", "--", "--epochs", "3", "-q"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.err.empty());
+  REQUIRE(line_count(r.out) == 1);
+  std::string id = r.out.substr(0, r.out.size() - 1);
+  CHECK(!id.empty());
+  CHECK(id.find(' ') == std::string::npos);
+
+  auto item = sb.store().get(id);
+  const auto& spec = item.spec;
+  CHECK(item.queue.str() == "team/jobs");
+  CHECK(item.state == launch::ItemState::pending);
+  CHECK(spec.name == "train");
+  CHECK(spec.project == "vision");
+  CHECK(spec.author == "alice");
+  CHECK(spec.env == std::map<std::string, std::string>{{"A", "1"}, {"B", "x=y"}});
+  CHECK(contains(spec.resource_args, "FROM_FILE"));
+  CHECK(contains(spec.run_config, "\"lr\""));
+  CHECK(spec.source.kind == launch::JobSource::Kind::code);
+  CHECK(spec.source.code_dir == sb.dir + "/code");
+  CHECK(spec.entry_point == std::vector<std::string>{"python", "train.py"});
+  CHECK(spec.args == std::vector<std::string>{"--epochs", "3", "-q"});
+
+  std::string image = sb.push({"-q", "jobs", "-d", "alpine:3", "-E", "/bin/echo", "--", "hi"});
+  auto img = sb.store().get(image);
+  CHECK(img.spec.source.kind == launch::JobSource::Kind::image);
+  CHECK(img.spec.source.image == "alpine:3");
+  CHECK(img.spec.entry_point == std::vector<std::string>{"/bin/echo"});
+  CHECK(img.spec.args == std::vector<std::string>{"hi"});
+  CHECK(img.spec.author == "alice");
+
+  sb.env.erase("LAUNCH_AUTHOR");
+  std::string git = sb.push({"-q", "jobs", "--git", "https://example.com/r.git", "--ref", "v1"});
+  auto g = sb.store().get(git);
+  CHECK(g.spec.source.kind == launch::JobSource::Kind::git);
+  CHECK(g.spec.source.git_url == "https://example.com/r.git");
+  CHECK(g.spec.source.git_ref == "v1");
+  CHECK(g.spec.author == user_name());
+
+  auto json = parse_json(sb.ok({"push", "-q", "jobs", "-E", "/bin/true", "--json"}));
+  REQUIRE(json->IsObject());
+  REQUIRE(json->HasMember("id"));
+  CHECK(sb.store().get((*json)["id"].GetString()).spec.entry_point ==
+        std::vector<std::string>{"/bin/true"});
+
+  check_failure(sb.run({"push", "-q", "jobs", "-d", "alpine", "--git", "https://x/y.git"}),
+                {"--git"});
+  check_failure(sb.run({"push", "-q", "jobs", "--code", "no-such-dir"}), {"no-such-dir"});
+  check_failure(sb.run({"push", "-q", "jobs", "-E", "[\"a\", 1]"}), {"-E"});
+  check_failure(sb.run({"push", "-q", "jobs", "-R", "[1]"}), {"-R"});
+  check_failure(sb.run({"push", "-q", "jobs", "-c", "@missing.json"}), {"missing.json"});
+  CHECK(sb.store().list().size() == 4);
+}
+
+TEST_CASE("queue create from flags, YAML and JSON files; queue list, show and delete") {
+  Sandbox sb;
+  CHECK(sb.ok({"queue", "create", "a", "-r", "local-process", "--config",
+               "{\"env\": {\"X\": \"1\"}}", "--prioritize"}) == "created queue team/a\n");
+  sb.write("cfg.yaml", "env:\n  Y: '2'\n");
+  sb.ok({"queue", "create", "other/b", "-r", "local-container", "--config", "cfg.yaml"});
+  sb.write("c.yaml", std::string(kGpuQueue) + "entity: ml\n");
+  sb.ok({"queue", "create", "-f", "c.yaml"});
+  sb.write("d.json",
+           "{\"name\": \"d\", \"resource\": \"kubernetes\", \"prioritization\": true,"
+           " \"config\": {\"spec\": {\"x\": 1}}}");
+  auto created = parse_json(sb.ok({"queue", "create", "-f", "d.json", "--json"}));
+  CHECK(std::string((*created)["name"].GetString()) == "d");
+  CHECK(std::string((*created)["entity"].GetString()) == "team");
+
+  auto a = sb.store().get_queue(launch::QueueRef::parse("team/a"));
+  CHECK(a.resource == "local-process");
+  CHECK(a.prioritization);
+  CHECK(contains(a.config, "\"X\""));
+  auto b = sb.store().get_queue(launch::QueueRef::parse("other/b"));
+  CHECK(b.resource == "local-container");
+  CHECK(!b.prioritization);
+  CHECK(contains(b.config, "\"Y\""));
+  auto c = sb.store().get_queue(launch::QueueRef::parse("ml/gpu"));
+  REQUIRE(c.template_variables.count("gpus") == 1);
+  CHECK(c.template_variables.at("gpus").maximum == 4.0);
+  auto d = sb.store().get_queue(launch::QueueRef::parse("team/d"));
+  CHECK(d.resource == "kubernetes");
+  CHECK(d.prioritization);
+
+  auto list = parse_json(sb.ok({"queue", "list", "--json"}));
+  REQUIRE(list->IsArray());
+  CHECK(list->Size() == 4);
+  std::string table = sb.ok({"queue", "list"});
+  CHECK(line_count(table) == 5);
+  for (const char* q : {"team/a", "other/b", "ml/gpu", "team/d"}) CHECK(contains(table, q));
+
+  std::string shown = sb.ok({"queue", "show", "ml/gpu"});
+  CHECK(contains(shown, "ml/gpu"));
+  CHECK(contains(shown, "gpus"));
+  auto shown_json = parse_json(sb.ok({"queue", "show", "a", "--json"}));
+  CHECK(std::string((*shown_json)["resource"].GetString()) == "local-process");
+
+  check_failure(sb.run({"queue", "create", "a", "-r", "local-process"}), {"team/a"});
+  check_failure(sb.run({"queue", "create", "e"}), {"-r"});
+  check_failure(sb.run({"queue", "create", "e", "-r", "local-process", "--config", "[1, 2]"}),
+                {"--config"});
+  check_failure(sb.run({"queue", "create", "bad name", "-r", "local-process"}), {"bad name"});
+  check_failure(sb.run({"queue", "create", "-f", "nothere.yaml"}), {"nothere.yaml"});
+  sb.write("bad.yaml", "name: z\nresource: local-process\ncolour: blue\n");
+  check_failure(sb.run({"queue", "create", "-f", "bad.yaml"}), {"colour"});
+
+  CHECK(sb.ok({"queue", "delete", "other/b"}) == "deleted queue other/b\n");
+  CHECK(parse_json(sb.ok({"queue", "list", "--json"}))->Size() == 3);
+  check_failure(sb.run({"queue", "show", "other/b"}), {"other/b"});
+  check_failure(sb.run({"queue", "delete", "other/b"}), {"other/b"});
+}
+
+TEST_CASE("list filters by queue and state, newest last") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "a", "-r", "local-process"});
+  sb.ok({"queue", "create", "b", "-r", "local-process"});
+  std::string a1 = sb.push({"-q", "a", "--name", "first", "-E", "/bin/true"});
+  std::string b1 = sb.push({"-q", "b", "-E", "/bin/true"});
+  std::string a2 = sb.push({"-q", "team/a", "--name", "second", "-E", "/bin/true"});
+  sb.ok({"cancel", a1});
+
+  auto ids = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> full = {"list", "--json"};
+    full.insert(full.end(), args.begin(), args.end());
+    auto doc = parse_json(sb.ok(full));
+    std::vector<std::string> out;
+    for (const auto& v : doc->GetArray()) out.push_back(v["id"].GetString());
+    return out;
+  };
+  CHECK(ids({}) == std::vector<std::string>{a1, b1, a2});
+  CHECK(ids({"-q", "a"}) == std::vector<std::string>{a1, a2});
+  CHECK(ids({"-q", "team/b"}) == std::vector<std::string>{b1});
+  CHECK(ids({"--state", "stopped"}) == std::vector<std::string>{a1});
+  CHECK(ids({"--state", "pending", "-q", "a"}) == std::vector<std::string>{a2});
+  CHECK(ids({"--state", "finished"}).empty());
+  CHECK(ids({"-n", "2"}) == std::vector<std::string>{b1, a2});
+
+  std::string table = sb.ok({"list"});
+  REQUIRE(line_count(table) == 4);
+  CHECK(contains(table, "STATE"));
+  std::string last = table.substr(table.rfind('\n', table.size() - 2) + 1);
+  CHECK(contains(last, a2));
+  CHECK(contains(last, "second"));
+  CHECK(contains(last, "pending"));
+  CHECK(contains(sb.ok({"list", "--state", "stopped"}), "stopped"));
+
+  check_failure(sb.run({"list", "--state", "sleeping"}), {"--state", "sleeping"});
+  check_failure(sb.run({"list", "-q", "nosuch"}), {"nosuch"});
+}
+
+TEST_CASE("show and cancel an item") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "a", "-r", "local-process"});
+  std::string id = sb.push({"-q", "a", "--name", "job", "-E", "/bin/true", "--", "x"});
+
+  std::string shown = sb.ok({"show", id});
+  CHECK(contains(shown, id));
+  CHECK(contains(shown, "pending"));
+  CHECK(contains(shown, "team/a"));
+  CHECK(contains(shown, "/bin/true"));
+  auto json = parse_json(sb.ok({"show", id, "--json"}));
+  CHECK(std::string((*json)["id"].GetString()) == id);
+  CHECK(std::string((*json)["state"].GetString()) == "pending");
+
+  CHECK(sb.ok({"cancel", id}) == id + " stopped\n");
+  CHECK(sb.store().get(id).state == launch::ItemState::stopped);
+  check_failure(sb.run({"cancel", id}), {id});
+
+  // A running item goes to stopping; its agent finishes the stop.
+  std::string running = sb.push({"-q", "a", "-E", "/bin/true"});
+  claim_and_start(sb.store(), "team/a", running);
+  auto cancelled = parse_json(sb.ok({"cancel", running, "--json"}));
+  CHECK(std::string((*cancelled)["state"].GetString()) == "stopping");
+  CHECK(sb.store().heartbeat(kAgent, {running}).cancel == std::vector<std::string>{running});
+}
+
+TEST_CASE("bad input gets one clear line naming the field and the value") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "plain", "-r", "local-process"});
+  sb.ok({"queue", "create", "ranked", "-r", "local-process", "--prioritize"});
+
+  check_failure(sb.run({"push", "-q", "nosuch", "-E", "/bin/true"}), {"nosuch"});
+  check_failure(sb.run({"push", "-q", "ranked", "-P", "urgent"}), {"-P", "urgent"});
+  check_failure(sb.run({"push", "-q", "plain", "-P", "high"}), {"priority", "team/plain"});
+  check_failure(sb.run({"push", "-q", "plain", "--set-var", "gpus"}), {"--set-var", "gpus"});
+  check_failure(sb.run({"push", "-q", "plain", "--set-var", "=4"}), {"--set-var", "=4"});
+  check_failure(sb.run({"push", "-q", "plain", "--env", "NOVALUE"}), {"--env", "NOVALUE"});
+  check_failure(sb.run({"push", "-q", "plain", "--set-var", "gpus=2"}), {"gpus"});
+  CHECK(sb.store().list().empty());
+
+  for (const char* cmd : {"show", "cancel", "wait", "logs"}) {
+    INFO(cmd);
+    check_failure(sb.run({cmd, "no-such-item"}), {"no-such-item"});
+  }
+
+  Result usage = sb.run({"push", "-E", "/bin/true"});
+  check_failure(usage, {"--queue"});
+  CHECK(usage.code == 2);
+  check_failure(sb.run({"frobnicate"}), {"frobnicate"});
+  check_failure(sb.run({"list", "--", "x"}), {"--"});
+
+  std::string id = sb.push({"-q", "ranked", "-P", "critical", "-E", "/bin/true"});
+  CHECK(sb.store().get(id).priority == launch::Priority::critical);
+}
+
+TEST_CASE("the entity is -e, else LAUNCH_ENTITY, else the config file's, else the user name") {
+  Sandbox sb;
+  const std::string user = user_name();
+  for (const std::string& e : std::vector<std::string>{"flag-ent", "env-ent", "file-ent", "other-ent", user}) {
+    sb.ok({"queue", "create", e + "/q", "-r", "local-process"});
+  }
+  sb.write(".config/launch/launch-config.yaml", "entity: file-ent\nmax_jobs: 2\n");
+  auto entity_of_q = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"queue", "show", "q", "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto doc = parse_json(sb.ok(args));
+    return std::string((*doc)["entity"].GetString());
+  };
+
+  sb.env["LAUNCH_ENTITY"] = "env-ent";
+  CHECK(entity_of_q({"-e", "flag-ent"}) == "flag-ent");
+  CHECK(entity_of_q({}) == "env-ent");
+  sb.env.erase("LAUNCH_ENTITY");
+  CHECK(entity_of_q({}) == "file-ent");
+  sb.write("elsewhere.yaml", "entity: other-ent\n");
+  sb.env["LAUNCH_CONFIG_FILE"] = sb.dir + "/elsewhere.yaml";
+  CHECK(entity_of_q({}) == "other-ent");
+  sb.env.erase("LAUNCH_CONFIG_FILE");
+  fs::remove(fs::path(sb.dir) / ".config/launch/launch-config.yaml");
+  CHECK(entity_of_q({}) == user);
+
+  // push and queue create resolve the same way.
+  sb.env["LAUNCH_ENTITY"] = "env-ent";
+  std::string id = sb.push({"-q", "q", "-e", "flag-ent", "-E", "/bin/true"});
+  CHECK(sb.store().get(id).queue.str() == "flag-ent/q");
+  id = sb.push({"-q", "q", "-E", "/bin/true"});
+  CHECK(sb.store().get(id).queue.str() == "env-ent/q");
+  sb.write("gpu.yaml", kGpuQueue);
+  sb.ok({"queue", "create", "-f", "gpu.yaml"});
+  CHECK(sb.store().get_queue(launch::QueueRef::parse("env-ent/gpu")).name == "gpu");
+  sb.write("ml.yaml", std::string(kGpuQueue) + "entity: ml\n");
+  check_failure(sb.run({"queue", "create", "-f", "ml.yaml", "-e", "flag-ent"}), {"ml", "flag-ent"});
+
+  sb.write(".config/launch/launch-config.yaml", "entity: file-ent\nflavour: x\n");
+  sb.env.erase("LAUNCH_ENTITY");
+  check_failure(sb.run({"queue", "show", "q"}), {"flavour"});
+}
+
+TEST_CASE("wait blocks until the item ends and exits with the job's code") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "a", "-r", "local-process"});
+  auto& t = sb.store();
+  std::string failed = sb.push({"-q", "a", "-E", "/bin/false"});
+  std::string finished = sb.push({"-q", "a", "-E", "/bin/true"});
+  std::string crashed = sb.push({"-q", "a", "-E", "/bin/true"});
+  std::string cancelled = sb.push({"-q", "a", "-E", "/bin/true"});
+  std::string pending = sb.push({"-q", "a", "-E", "/bin/true"});
+
+  claim_and_start(t, "team/a", failed);
+  t.finish(failed, kAgent, 3);
+  Result r = sb.run({"wait", failed});
+  CHECK(r.code == 3);
+  CHECK(contains(r.out, "failed"));
+
+  // Started before the job ends: it must still be waiting when it does.
+  auto waiter = sb.start({"wait", finished});
+  claim_and_start(t, "team/a", finished);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  t.finish(finished, kAgent, 0);
+  r = waiter->finish();
+  CHECK(r.code == 0);
+  CHECK(r.out == finished + " finished (exit code 0)\n");
+
+  claim_and_start(t, "team/a", crashed);
+  t.fail(crashed, kAgent, launch::ItemError{launch::ErrorStage::run, "lost the node"});
+  r = sb.run({"wait", crashed, "--json"});
+  CHECK(r.code == 1);
+  auto json = parse_json(r.out);
+  CHECK(std::string((*json)["state"].GetString()) == "failed");
+
+  sb.ok({"cancel", cancelled});
+  CHECK(sb.run({"wait", cancelled}).code == 130);
+
+  r = sb.run({"wait", pending, "--timeout", "0.3"});
+  CHECK(r.code == 124);
+  CHECK(contains(r.err, pending));
+}
+
+TEST_CASE("logs prints the run's files and follows them until the item ends") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "a", "-r", "local-process"});
+  std::string done = sb.push({"-q", "a", "-E", "/bin/true"});
+  std::string runs = "launch-home/runs/";
+  sb.write(runs + done + "/build.log", "building\n");
+  sb.write(runs + done + "/stdout.log", "hello out\n");
+  sb.write(runs + done + "/stderr.log", "hello err\n");
+  Result r = sb.run({"logs", done});
+  CHECK(r.code == 0);
+  CHECK(r.out == "building\nhello out\n");
+  CHECK(r.err == "hello err\n");
+  auto json = parse_json(sb.ok({"logs", done, "--json"}));
+  CHECK(std::string((*json)["stdout"].GetString()) == "hello out\n");
+  CHECK(std::string((*json)["stderr"].GetString()) == "hello err\n");
+
+  std::string quiet = sb.push({"-q", "a", "-E", "/bin/true"});
+  CHECK(sb.ok({"logs", quiet}).empty());
+
+  std::string live = sb.push({"-q", "a", "-E", "/bin/true"});
+  auto& t = sb.store();
+  t.cancel(done);
+  t.cancel(quiet);
+  claim_and_start(t, "team/a", live);
+  sb.write(runs + live + "/stdout.log", "first\n");
+  auto follower = sb.start({"logs", live, "-f"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  sb.write(runs + live + "/stdout.log", "second\n");
+  sb.write(runs + live + "/stderr.log", "warning\n");
+  t.finish(live, kAgent, 0);
+  r = follower->finish();
+  CHECK(r.code == 0);
+  CHECK(r.out == "first\nsecond\n");
+  CHECK(r.err == "warning\n");
+}
+
+TEST_CASE("with a library agent running the jobs: logs -f, wait and cancel see them through") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "q", "-r", "local-process"});
+  std::string failing = sb.push(
+      {"-q", "q", "-E", "/bin/sh", "--", "-c", "echo hello; echo oops >&2; sleep 0.5; exit 3"});
+  auto follower = sb.start({"logs", failing, "-f"});
+  auto waiter = sb.start({"wait", failing});
+  std::string sleeper = sb.push({"-q", "q", "-E", "/bin/sh", "--", "-c", "echo up; sleep 60"});
+
+  AgentThread agent(sb, {"team/q"});
+  Result logs = follower->finish();
+  CHECK(logs.code == 0);
+  CHECK(logs.out == "hello\n");
+  CHECK(logs.err == "oops\n");
+  Result waited = waiter->finish();
+  CHECK(waited.code == 3);
+  CHECK(contains(waited.out, "failed"));
+  CHECK(contains(sb.ok({"list", "--state", "failed"}), failing));
+
+  await_state(sb.store(), sleeper, launch::ItemState::running);
+  CHECK(contains(sb.ok({"agents"}), "team/q"));
+  CHECK(sb.ok({"cancel", sleeper}) == sleeper + " stopping\n");
+  CHECK(sb.run({"wait", sleeper}).code == 130);
+  CHECK(agent.error().empty());
+}
+
+TEST_CASE("agents lists the registered agents") {
+  Sandbox sb;
+  CHECK(line_count(sb.ok({"agents"})) == 1);
+  launch::AgentRecord a;
+  a.id = "agent-7";
+  a.host = "box";
+  a.pid = 42;
+  a.version = launch::version();
+  a.entity = "team";
+  a.queues = {"team/a", "team/b"};
+  a.status = launch::AgentStatus::running;
+  a.max_jobs = 2;
+  a.running_jobs = 1;
+  a.started_at = a.last_seen = launch::now_ms();
+  sb.store().upsert_agent(a);
+
+  std::string table = sb.ok({"agents"});
+  CHECK(line_count(table) == 2);
+  for (const char* part : {"agent-7", "box", "42", "running", "team/a,team/b", "1/2"}) {
+    INFO(part);
+    CHECK(contains(table, part));
+  }
+  auto json = parse_json(sb.ok({"agents", "--json"}));
+  REQUIRE(json->IsArray());
+  REQUIRE(json->Size() == 1);
+  CHECK(std::string((*json)[0]["id"].GetString()) == "agent-7");
+  CHECK((*json)[0]["max_jobs"].GetInt() == 2);
+}
+
+TEST_CASE("--version, and the default store under LAUNCH_HOME") {
+  Sandbox sb;
+  Result v = sb.run({"--version"});
+  CHECK(v.code == 0);
+  CHECK(contains(v.out, LAUNCH_VERSION_STRING));
+
+  sb.env.erase("LAUNCH_QUEUE_URI");
+  sb.ok({"queue", "create", "z", "-r", "local-process"});
+  CHECK(fs::exists(sb.home + "/launch.db"));
+  CHECK(sb.store().get_queue(launch::QueueRef::parse("team/z")).name == "z");
+
+  sb.env["LAUNCH_QUEUE_URI"] = "sqlite://" + sb.dir + "/elsewhere.db";
+  check_failure(sb.run({"queue", "show", "z"}), {"team/z"});
+  CHECK(fs::exists(sb.dir + "/elsewhere.db"));
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,148 @@
+#include "backends.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+extern char** environ;
+
+namespace conformance {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/launch-conformance-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) {
+    throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
+  }
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+namespace {
+
+struct MemoryFixture : Fixture {
+  MemoryFixture() {
+    uri = "memory://";
+    transport = launch::open_transport(uri);
+  }
+};
+
+struct SqliteFixture : Fixture {
+  TempDir dir;
+  SqliteFixture() {
+    uri = "sqlite://" + dir.path() + "/launch.db";
+    transport = launch::open_transport(uri);
+  }
+  ~SqliteFixture() override { transport.reset(); }
+};
+
+}  // namespace
+
+const std::vector<Backend>& backends() {
+  static const std::vector<Backend> all = {
+      {"memory", false, [] { return std::make_unique<MemoryFixture>(); }},
+      {"sqlite", true, [] { return std::make_unique<SqliteFixture>(); }},
+  };
+  return all;
+}
+
+void for_each_transport(const std::function<void(Fixture&)>& body, bool cross_process_only) {
+  for (const Backend& b : backends()) {
+    if (cross_process_only && !b.cross_process) continue;
+    SUBCASE(b.name.c_str()) {
+      std::unique_ptr<Fixture> f = b.open();
+      body(*f);
+    }
+  }
+}
+
+launch::QueueDef make_queue(const std::string& name, bool prioritized, int lease_seconds,
+                            int max_attempts) {
+  launch::QueueDef q;
+  q.entity = "team";
+  q.name = name;
+  q.resource = "local-process";
+  q.prioritization = prioritized;
+  q.lease_seconds = lease_seconds;
+  q.max_attempts = max_attempts;
+  return q;
+}
+
+launch::JobSpec make_job(const std::string& name) {
+  launch::JobSpec spec;
+  spec.name = name;
+  spec.source.kind = launch::JobSource::Kind::image;
+  spec.source.image = "busybox:latest";
+  spec.entry_point = {"true"};
+  spec.author = "alice";
+  return spec;
+}
+
+pid_t spawn_worker(const std::vector<std::string>& args) {
+  std::vector<std::string> all = {LAUNCH_QUEUE_WORKER};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
+  if (rc != 0) throw std::runtime_error(std::string("posix_spawn: ") + std::strerror(rc));
+  return pid;
+}
+
+std::vector<int> wait_all(const std::vector<pid_t>& pids, std::chrono::seconds timeout) {
+  std::vector<int> codes(pids.size(), -1);
+  std::vector<bool> done(pids.size(), false);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t left = pids.size();
+  while (left > 0 && std::chrono::steady_clock::now() < deadline) {
+    for (std::size_t i = 0; i < pids.size(); ++i) {
+      if (done[i]) continue;
+      int status = 0;
+      if (::waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+        done[i] = true;
+        --left;
+        codes[i] = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+    }
+    if (left > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (std::size_t i = 0; i < pids.size(); ++i) {
+    if (done[i]) continue;
+    ::kill(pids[i], SIGKILL);
+    ::waitpid(pids[i], nullptr, 0);
+  }
+  return codes;
+}
+
+bool readable_within(int fd, std::chrono::milliseconds timeout) {
+  struct pollfd p = {fd, POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1 && (p.revents & POLLIN);
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+}  // namespace conformance

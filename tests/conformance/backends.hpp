@@ -1,0 +1,72 @@
+// The transports every conformance case runs against, and helpers shared by
+// the cases: fresh stores, queues and jobs, temp dirs, child processes.
+#ifndef LAUNCH_TESTS_CONFORMANCE_BACKENDS_HPP
+#define LAUNCH_TESTS_CONFORMANCE_BACKENDS_HPP
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "launch/transport.hpp"
+
+namespace conformance {
+
+// A directory under $TMPDIR, removed with everything in it.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A fresh, empty store behind one transport. Destroying it removes the store.
+struct Fixture {
+  virtual ~Fixture() = default;
+  std::string uri;  // opens more handles on the same store
+  std::shared_ptr<launch::Transport> transport;
+};
+
+struct Backend {
+  std::string name;
+  bool cross_process;  // other OS processes may open its URI and share the store
+  std::function<std::unique_ptr<Fixture>()> open;
+};
+
+// Every transport under test. Adding one is one entry in backends.cpp.
+const std::vector<Backend>& backends();
+
+// Runs `body` once per backend, each in its own doctest subcase named after
+// it, on a fresh store. With `cross_process_only`, only backends whose store
+// other processes can share.
+void for_each_transport(const std::function<void(Fixture&)>& body,
+                        bool cross_process_only = false);
+
+// A queue in entity "team", resource local-process.
+launch::QueueDef make_queue(const std::string& name, bool prioritized = false,
+                            int lease_seconds = 30, int max_attempts = 3);
+// A runnable job spec: an image and an entry point.
+launch::JobSpec make_job(const std::string& name);
+
+// Child processes: launch_queue_worker with `args`.
+pid_t spawn_worker(const std::vector<std::string>& args);
+// Waits for every pid until `timeout`; kills what is left then. Returns the
+// exit codes in order (-1 for a process killed or ended by a signal).
+std::vector<int> wait_all(const std::vector<pid_t>& pids, std::chrono::seconds timeout);
+
+// True when `fd` becomes readable within `timeout`.
+bool readable_within(int fd, std::chrono::milliseconds timeout);
+
+std::vector<std::string> read_lines(const std::string& path);
+
+}  // namespace conformance
+
+#endif

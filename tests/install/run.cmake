@@ -1,0 +1,63 @@
+# Run by ctest (tests/install/CMakeLists.txt passes the variables):
+#   1. cmake --install BUILD_DIR into WORK_DIR/prefix;
+#   2. launch.pc exists and `pkg-config --cflags launch` names the prefix's
+#      include directory, with PKG_CONFIG_PATH pointing into the prefix;
+#   3. configure, build and run the consumer project against the prefix.
+# Leaves nothing behind: the prefix and the consumer's build are removed at
+# the start and, on success, at the end.
+cmake_minimum_required(VERSION 3.16)
+
+set(prefix ${WORK_DIR}/prefix)
+set(consumer_build ${WORK_DIR}/consumer-build)
+file(REMOVE_RECURSE ${prefix} ${consumer_build})
+
+function(run what)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install test: ${what} failed (${rc}):\n${out}")
+  endif()
+  message(STATUS "install test: ${what}: ok")
+  set(run_output "${out}" PARENT_SCOPE)
+endfunction()
+
+if(NOT BUILD_TYPE)
+  set(BUILD_TYPE RelWithDebInfo)
+endif()
+run("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --config ${BUILD_TYPE}
+                      --prefix ${prefix})
+
+# ---- pkg-config
+set(pc ${prefix}/${LIBDIR}/pkgconfig/launch.pc)
+if(NOT EXISTS ${pc})
+  message(FATAL_ERROR "install test: ${pc} was not installed")
+endif()
+find_program(PKG_CONFIG_EXECUTABLE NAMES pkg-config pkgconf REQUIRED)
+set(ENV{PKG_CONFIG_PATH} ${prefix}/${LIBDIR}/pkgconfig)
+run("pkg-config --cflags launch" ${PKG_CONFIG_EXECUTABLE} --cflags launch)
+string(STRIP "${run_output}" cflags)
+if(NOT cflags STREQUAL "-I${prefix}/include")
+  message(FATAL_ERROR "install test: pkg-config --cflags launch gave \"${cflags}\", "
+                      "expected \"-I${prefix}/include\"")
+endif()
+run("pkg-config --modversion launch" ${PKG_CONFIG_EXECUTABLE} --modversion launch)
+string(STRIP "${run_output}" pc_version)
+if(NOT pc_version STREQUAL VERSION)
+  message(FATAL_ERROR "install test: launch.pc says version ${pc_version}, expected ${VERSION}")
+endif()
+
+# ---- find_package consumer
+run("configure the consumer"
+    ${CMAKE_COMMAND} -S ${CONSUMER_SOURCE} -B ${consumer_build} -G ${GENERATOR}
+    -DCMAKE_BUILD_TYPE=${BUILD_TYPE}
+    -DCMAKE_C_COMPILER=${C_COMPILER} -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+    "-DCMAKE_CXX_FLAGS=${EXTRA_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXTRA_FLAGS}"
+    -DCMAKE_PREFIX_PATH=${prefix}
+    # Only the prefix: a launch installed elsewhere on the machine must not
+    # be found instead.
+    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF
+    -Dlaunch_ROOT=${prefix} -DLAUNCH_EXPECTED_PREFIX=${prefix})
+run("build the consumer" ${CMAKE_COMMAND} --build ${consumer_build})
+run("run the consumer" ${consumer_build}/launch_consumer)
+message(STATUS "${run_output}")
+
+file(REMOVE_RECURSE ${prefix} ${consumer_build})
