@@ -9,7 +9,7 @@
 //              posix_spawn + waitpid loop of /bin/true (the physical limit)
 //
 // Usage: agent_bench [--agent PATH] [--jobs N] [--idle-seconds S]
-//                    [--throughput-jobs N]
+//                    [--throughput-jobs N] [--dir DIR (default /tmp)]
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -100,11 +100,15 @@ void wait_registered(launch::Transport& t) {
   }
 }
 
+// Where the throwaway stores go (--dir): the file system matters, as each
+// job creates a directory and two log files.
+std::string g_dir = "/tmp";
+
 struct Store {
   std::string home;
   std::shared_ptr<launch::Transport> t;
   explicit Store(const char* tag) {
-    std::string tmpl = std::string("/tmp/launch-bench-") + tag + ".XXXXXX";
+    std::string tmpl = g_dir + "/launch-bench-" + tag + ".XXXXXX";
     home = ::mkdtemp(&tmpl[0]);
     t = launch::open_transport("sqlite://" + home + "/launch.db");
     launch::QueueDef q;
@@ -275,13 +279,16 @@ int main(int argc, char** argv) {
       idle_seconds = std::stoi(next());
     } else if (a == "--throughput-jobs") {
       throughput_jobs = std::stoi(next());
+    } else if (a == "--dir") {
+      g_dir = next();
     } else {
       std::fprintf(stderr,
                    "usage: agent_bench [--agent PATH] [--jobs N] [--idle-seconds S] "
-                   "[--throughput-jobs N]\n");
+                   "[--throughput-jobs N] [--dir DIR]\n");
       return 2;
     }
   }
+  std::printf("stores and run logs under %s\n", g_dir.c_str());
   try {
     bench_dispatch(agent, jobs);
     bench_throughput(agent, throughput_jobs);

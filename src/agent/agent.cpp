@@ -20,6 +20,7 @@
 #include <ctime>
 #include <future>
 #include <map>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -99,8 +100,16 @@ struct Active {
   std::unique_ptr<Run> run;
   int gpus_wanted = 0;
   std::vector<int> gpus;
+  std::thread builder_thread;     // joined before the agent's pipe closes
   bool cancel_requested = false;  // the user cancelled: ends `stopped`
   bool releasing = false;         // the agent is shutting down: back to pending
+
+  Active() = default;
+  Active(const Active&) = delete;
+  Active& operator=(const Active&) = delete;
+  ~Active() {
+    if (builder_thread.joinable()) builder_thread.join();
+  }
 };
 
 }  // namespace
@@ -126,7 +135,17 @@ struct Agent::Impl {
 
   bool started = false;
   bool finished = false;
+  // Whether a claim may find something: set by a wake-up, cleared by a
+  // claim that found nothing. It stays set while the agent is full, so a
+  // slot that frees up is filled at once.
   bool want_claim = true;
+  // Runs to poll on the next turn: those whose descriptor fired, or all of
+  // them after a quiet wait (deadlines only poll() acts on, like timeouts).
+  std::set<std::string> ready_runs;
+  bool poll_all = true;
+  // Queue definitions read during one claim pass (a backlog of a thousand
+  // items needs one read, not a thousand).
+  std::map<QueueRef, QueueDef> pass_queues;
   AgentRecord record;
   clock::time_point next_heartbeat{};
   clock::time_point last_heartbeat{};
@@ -293,7 +312,6 @@ struct Agent::Impl {
     if (it == active.end()) return;
     gpus.give_back(it->second.gpus);
     active.erase(it);
-    want_claim = true;
     update_status();
   }
 
@@ -459,7 +477,11 @@ struct Agent::Impl {
     a.item = std::move(item);
     update_status();
     try {
-      a.queue = transport->get_queue(a.item.queue);
+      auto cached = pass_queues.find(a.item.queue);
+      if (cached == pass_queues.end()) {
+        cached = pass_queues.emplace(a.item.queue, transport->get_queue(a.item.queue)).first;
+      }
+      a.queue = cached->second;
       resolve(a);
     } catch (const std::exception& e) {
       fail(item_id, ErrorStage::agent, e.what());
@@ -474,15 +496,15 @@ struct Agent::Impl {
       req.log_path = a.job.log_dir + "/build.log";
       BuilderConfig bc = config.builder;
       int wake = wake_w;
-      a.build = std::async(std::launch::async, [bc, req, wake] {
-        struct Wake {
-          int fd;
-          ~Wake() {
-            char c = 'b';
-            (void)!::write(fd, &c, 1);
-          }
-        } w{wake};
-        return make_builder(bc)->build(req);
+      std::packaged_task<BuildResult()> task(
+          [bc, req] { return make_builder(bc)->build(req); });
+      a.build = task.get_future();
+      // The wake-up comes after the result is in the future, so the loop
+      // always finds it ready.
+      a.builder_thread = std::thread([task = std::move(task), wake]() mutable {
+        task();
+        char c = 'b';
+        (void)!::write(wake, &c, 1);
       });
       return;
     }
@@ -637,6 +659,11 @@ struct Agent::Impl {
 
   void claim_work() {
     if (queues.empty()) return;
+    pass_queues.clear();
+    struct ClearCache {
+      std::map<QueueRef, QueueDef>& m;
+      ~ClearCache() { m.clear(); }
+    } clear_cache{pass_queues};
     while (!stopping() && capacity()) {
       bool got = false;
       for (std::size_t i = 0; i < queues.size(); ++i) {
@@ -677,6 +704,13 @@ struct Agent::Impl {
   }
 
   void follow_runs() {
+    struct Reset {
+      Impl& m;
+      ~Reset() {
+        m.ready_runs.clear();
+        m.poll_all = false;
+      }
+    } reset{*this};
     std::vector<std::string> built, ended, startable;
     std::map<std::string, RunStatus> statuses;
     for (auto& kv : active) {
@@ -686,7 +720,9 @@ struct Agent::Impl {
             a.build.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
           built.push_back(kv.first);
         }
-      } else if (a.phase == Phase::running && a.run) {
+      } else if (a.phase == Phase::running && a.run &&
+                 (poll_all || ready_runs.count(kv.first) || a.run->wait_fd() < 0 ||
+                  a.cancel_requested || a.releasing)) {
         RunStatus st = a.run->poll();
         if (st.phase != RunPhase::running) {
           ended.push_back(kv.first);
@@ -772,6 +808,7 @@ struct Agent::Impl {
   void timers() {
     auto now = clock::now();
     if (now >= next_heartbeat) {
+      want_claim = true;  // a safety net for a wake-up the transport missed
       heartbeat();
       last_heartbeat = clock::now();
       next_heartbeat = last_heartbeat + heartbeat_interval();
@@ -800,6 +837,8 @@ struct Agent::Impl {
       if (notify >= 0) fds.push_back({notify, POLLIN, 0});
     }
     bool unwatched = false;
+    std::vector<const std::string*> fd_items;  // fds[first_run_fd + i] is fd_items[i]'s
+    std::size_t first_run_fd = fds.size();
     for (const auto& kv : active) {
       const Active& a = kv.second;
       if (a.phase == Phase::building) {
@@ -809,6 +848,7 @@ struct Agent::Impl {
       int fd = a.run->wait_fd();
       if (fd >= 0) {
         fds.push_back({fd, POLLIN, 0});
+        fd_items.push_back(&kv.first);
       } else {
         unwatched = true;
       }
@@ -824,7 +864,13 @@ struct Agent::Impl {
     if (want_claim && claiming) left = milliseconds(0);
     left = std::max(milliseconds(0), std::min(left, timeout));
     int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), static_cast<int>(left.count()));
-    if (n <= 0) return;
+    if (n <= 0) {
+      poll_all = true;
+      return;
+    }
+    for (std::size_t i = 0; i < fd_items.size(); ++i) {
+      if (fds[first_run_fd + i].revents) ready_runs.insert(*fd_items[i]);
+    }
     if (fds[0].revents) {
       char buf[64];
       while (::read(wake_r, buf, sizeof buf) > 0) {

@@ -25,6 +25,9 @@ void install_builtins(Registries& r) {
   r.transports["memory"] = open_memory_transport;
   r.transports["sqlite"] = open_sqlite_transport;
   r.runners["local-process"] = make_local_process_runner;
+  r.runners["local-container"] = make_local_container_runner;
+  r.builders["noop"] = make_noop_builder;
+  r.builders["docker"] = make_docker_builder;
 }
 
 Registries& registries() {

@@ -77,34 +77,6 @@ std::string signal_text(int sig) {
 
 std::string seconds_text(double s) { return fmt::format("{:g}s", s); }
 
-int open_log(const std::string& path) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw Error(Errc::io, fmt::format("local-process: cannot open log file {}: {}", path,
-                                      std::strerror(errno)));
-  }
-  return fd;
-}
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-
 class LocalRun : public Run {
  public:
   LocalRun(pid_t pid, double timeout_seconds)
@@ -259,14 +231,22 @@ class LocalProcessRunner : public Runner {
     for (auto& a : args) argv.push_back(&a[0]);
     argv.push_back(nullptr);
 
-    Fd out(open_log(job.log_dir + "/stdout.log"));
-    Fd err(open_log(job.log_dir + "/stderr.log"));
-
+    // The child opens (creates) its own log files: creating inodes is most
+    // of a short job's cost, and this way it happens in the child, beside
+    // the agent's loop rather than in it.
+    const std::string out_path = job.log_dir + "/stdout.log";
+    const std::string err_path = job.log_dir + "/stderr.log";
+    if (::access(job.log_dir.c_str(), W_OK) != 0) {
+      throw Error(Errc::io, fmt::format("local-process: log directory {}: {}", job.log_dir,
+                                        std::strerror(errno)));
+    }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, out.get(), 1);
-    posix_spawn_file_actions_adddup2(&actions, err.get(), 2);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (!config.working_dir.empty()) {
       posix_spawn_file_actions_addchdir_np(&actions, config.working_dir.c_str());
     }

@@ -6,9 +6,11 @@
 //                                  current directory when the transport opens.
 // Missing parent directories are created.
 //
-// Storage. Items keep the fields a query needs in columns (id, queue, state,
-// priority, created_at, lease_expires_at, agent_id) and every other field in
-// a JSON body; a field lives in exactly one of the two. The database runs in
+// Storage. An item is one row with a column per field, and its spec as JSON
+// text: each field has one place. The spec, the queue, created_at and the
+// lease policy are fixed at push; every other column is rewritten by each
+// transition, and the spec never is (so a transition costs no JSON work,
+// and a parsed spec may be kept in memory by id). The database runs in
 // WAL mode with synchronous=NORMAL; every write is one BEGIN IMMEDIATE
 // transaction, retried while another process holds the write lock.
 //
@@ -25,7 +27,6 @@
 //
 // Thread safety: one connection behind one mutex.
 #include <fcntl.h>
-#include <poll.h>
 #include <sqlite3.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -47,12 +48,14 @@
 #include "core/builtins.hpp"
 #include "core/json.hpp"
 #include "launch/error.hpp"
+#include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"
 
 namespace launch {
 namespace {
 
-// How long a writer waits for another process's write lock before failing.
+// A statement waits up to kBusyTimeoutMs for another process's lock (see
+// busy_wait); BEGIN IMMEDIATE is retried until kLockDeadline, then fails.
 constexpr int kBusyTimeoutMs = 5000;
 constexpr auto kLockDeadline = std::chrono::seconds(60);
 
@@ -72,15 +75,29 @@ const char* const kMigrations[] = {
     "  state TEXT NOT NULL,"
     "  priority INTEGER NOT NULL,"
     "  created_at INTEGER NOT NULL,"
-    "  lease_expires_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  started_at INTEGER NOT NULL,"
+    "  ended_at INTEGER NOT NULL,"
+    "  attempt INTEGER NOT NULL,"
+    "  resume_count INTEGER NOT NULL,"
+    "  lease_seconds INTEGER NOT NULL,"
+    "  max_attempts INTEGER NOT NULL,"
     "  agent_id TEXT NOT NULL,"
-    "  body TEXT NOT NULL"  // every other field, as JSON
+    "  lease_expires_at INTEGER NOT NULL,"
+    "  run_id TEXT NOT NULL,"
+    "  exit_code INTEGER,"    // NULL: none
+    "  error_stage TEXT,"     // NULL: no error
+    "  error_message TEXT,"
+    "  warnings TEXT NOT NULL,"  // JSON array of strings
+    "  spec TEXT NOT NULL"       // to_json(JobSpec)
     ");"
     // claim: the first pending item of a queue is the first entry here.
     "CREATE INDEX items_claim ON items (queue, priority, id) WHERE state = 'pending';"
     "CREATE INDEX items_lease ON items (lease_expires_at)"
     "  WHERE state IN ('claimed', 'running', 'stopping');"
-    "CREATE INDEX items_queue_state ON items (queue, state);"
+    // By queue (then id, as every index ends with the rowid), for listing
+    // and deleting one; no state change rewrites it.
+    "CREATE INDEX items_queue ON items (queue);"
     "CREATE TABLE agents ("
     "  id TEXT PRIMARY KEY,"
     "  host TEXT NOT NULL,"
@@ -97,12 +114,15 @@ const char* const kMigrations[] = {
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
-// The item fields kept in columns, hence left out of the JSON body.
-const char* const kColumnFields[] = {"id",         "queue",            "state",   "priority",
-                                     "created_at", "lease_expires_at", "agent_id"};
+// Every column of an item, in the order item_from_row reads them.
+#define LAUNCH_ITEM_COLUMNS                                                              \
+  "id, queue, state, priority, created_at, updated_at, started_at, ended_at, attempt, " \
+  "resume_count, lease_seconds, max_attempts, agent_id, lease_expires_at, run_id, "     \
+  "exit_code, error_stage, error_message, warnings, spec"
 
-const char kItemColumns[] =
-    "id, queue, state, priority, created_at, lease_expires_at, agent_id, body";
+// Parsed specs kept per process (specs never change, ids are never reused),
+// so the start and end of a claimed item skip parsing it again.
+constexpr std::size_t kSpecCacheSize = 4096;
 
 std::string text_column(sqlite3_stmt* s, int col) {
   const unsigned char* p = sqlite3_column_text(s, col);
@@ -131,6 +151,10 @@ class Stmt {
     return *this;
   }
   Stmt& bind(int i, int v) { return bind(i, static_cast<std::int64_t>(v)); }
+  Stmt& bind_null(int i) {
+    check(sqlite3_bind_null(s_, i));
+    return *this;
+  }
 
   // True while there is a row.
   bool step() {
@@ -148,6 +172,7 @@ class Stmt {
 
   std::string text(int col) const { return text_column(s_, col); }
   std::int64_t int64(int col) const { return sqlite3_column_int64(s_, col); }
+  bool is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
   sqlite3_stmt* raw() const { return s_; }
 
  private:
@@ -243,7 +268,8 @@ class SqliteTransport final : public RecordTransport {
       if (!done_) sqlite3_exec(t_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
     }
     void commit() {
-      t_.exec("COMMIT");
+      int rc = t_.stmt("COMMIT").rc_step();
+      if (rc != SQLITE_DONE) t_.fail("COMMIT");
       done_ = true;
     }
 
@@ -263,13 +289,14 @@ class SqliteTransport final : public RecordTransport {
 
   std::optional<QueueItem> load(std::int64_t id);
   void store(const QueueItem& item);
-  QueueItem item_from_row(const Stmt& s) const;
-  std::string item_body(const QueueItem& item) const;
+  QueueItem item_from_row(const Stmt& s);
 
   std::string path_;
   std::mutex mu_;
   sqlite3* db_ = nullptr;
   std::unordered_map<const char*, sqlite3_stmt*> stmts_;  // keyed by the SQL literal
+  std::unordered_map<std::int64_t, JobSpec> specs_;       // by item id, see kSpecCacheSize
+  std::chrono::steady_clock::time_point busy_since_;  // for busy_wait
   int wake_fd_ = -1;     // the sidecar file, touched after writes that bring work
   int inotify_fd_ = -1;  // watches it
 };
@@ -331,8 +358,8 @@ Stmt SqliteTransport::stmt(const char* sql) {
 void SqliteTransport::begin_immediate() {
   auto deadline = std::chrono::steady_clock::now() + kLockDeadline;
   for (int delay_ms = 1;; delay_ms = std::min(delay_ms * 2, 50)) {
-    int rc = sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr);
-    if (rc == SQLITE_OK) return;
+    int rc = stmt("BEGIN IMMEDIATE").rc_step();
+    if (rc == SQLITE_DONE) return;
     if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail("BEGIN IMMEDIATE");
     if (std::chrono::steady_clock::now() >= deadline) {
       throw Error(Errc::timeout,
@@ -344,8 +371,19 @@ void SqliteTransport::begin_immediate() {
   }
 }
 
+// SQLite's own busy timeout sleeps in steps of milliseconds; our write
+// transactions last tens of microseconds, so poll the lock finely first.
+int busy_wait(void* since_ptr, int count) {
+  auto* since = static_cast<std::chrono::steady_clock::time_point*>(since_ptr);
+  auto now = std::chrono::steady_clock::now();
+  if (count == 0) *since = now;
+  if (now - *since > std::chrono::milliseconds(kBusyTimeoutMs)) return 0;
+  ::usleep(count < 20 ? 20 : count < 100 ? 200 : 2000);
+  return 1;
+}
+
 void SqliteTransport::configure() {
-  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  sqlite3_busy_handler(db_, busy_wait, &busy_since_);
   // Switching to WAL needs a moment of exclusive access; a process opening
   // the file at the same time may get SQLITE_BUSY without the busy handler.
   auto deadline = std::chrono::steady_clock::now() + kLockDeadline;
@@ -416,12 +454,21 @@ void SqliteTransport::open_wake_file() {
     throw Error(Errc::io, fmt::format("sqlite database {}: cannot open {}: {}", path_, wake_path,
                                       std::strerror(errno)));
   }
+  // Without a watch (the per-user inotify limit, say) the transport still
+  // works: notify_fd() is -1 and agents poll on their timer.
+  int err = 0;
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (inotify_fd_ < 0 ||
-      ::inotify_add_watch(inotify_fd_, wake_path.c_str(),
-                          IN_ATTRIB | IN_MODIFY) < 0) {
-    throw Error(Errc::io, fmt::format("sqlite database {}: cannot watch {}: {}", path_,
-                                      wake_path, std::strerror(errno)));
+  if (inotify_fd_ < 0) {
+    err = errno;
+  } else if (::inotify_add_watch(inotify_fd_, wake_path.c_str(), IN_ATTRIB | IN_MODIFY) < 0) {
+    err = errno;
+    ::close(inotify_fd_);
+    inotify_fd_ = -1;
+  }
+  if (inotify_fd_ < 0) {
+    log(LogLevel::warn, fmt::format("sqlite database {}: cannot watch {} ({}); agents will "
+                                    "poll for work instead of being woken",
+                                    path_, wake_path, std::strerror(err)));
   }
 }
 
@@ -430,6 +477,7 @@ void SqliteTransport::open_wake_file() {
 void SqliteTransport::wake() { ::futimens(wake_fd_, nullptr); }
 
 void SqliteTransport::drain_notify() {
+  if (inotify_fd_ < 0) return;
   alignas(struct inotify_event) char buf[4096];
   while (::read(inotify_fd_, buf, sizeof buf) > 0) {
   }
@@ -437,57 +485,88 @@ void SqliteTransport::drain_notify() {
 
 // --- items
 
-std::string SqliteTransport::item_body(const QueueItem& item) const {
-  json::Document d = json::parse(to_json(item), "queue item");
-  for (const char* field : kColumnFields) d.RemoveMember(field);
-  return json::dump(d);
+std::string warnings_json(const std::vector<std::string>& warnings) {
+  if (warnings.empty()) return "[]";
+  json::Document d;
+  return json::dump(json::string_array(warnings, d.GetAllocator()));
 }
 
-QueueItem SqliteTransport::item_from_row(const Stmt& s) const {
-  std::string id = std::to_string(s.int64(0));
-  // The body lacks the column fields; queue_item_from_json needs "queue",
-  // whose text (validated names) never needs escaping.
-  std::string body = s.text(7);
-  std::string queue = s.text(1);
-  if (body.size() < 2 || body[0] != '{') {
-    throw Error(Errc::io, fmt::format("sqlite database {}: item {} has a malformed body", path_,
-                                      id));
-  }
-  body.insert(1, "\"queue\":\"" + queue + (body[1] == '}' ? "\"" : "\","));
+QueueItem SqliteTransport::item_from_row(const Stmt& s) {
   QueueItem item;
+  std::int64_t id = s.int64(0);
+  item.id = std::to_string(id);
   try {
-    item = queue_item_from_json(body);
+    item.queue = QueueRef::parse(s.text(1));
+    item.state = parse_item_state(s.text(2));
+    item.priority = static_cast<Priority>(s.int64(3));
+    item.created_at = s.int64(4);
+    item.updated_at = s.int64(5);
+    item.started_at = s.int64(6);
+    item.ended_at = s.int64(7);
+    item.attempt = static_cast<int>(s.int64(8));
+    item.resume_count = static_cast<int>(s.int64(9));
+    item.lease_seconds = static_cast<int>(s.int64(10));
+    item.max_attempts = static_cast<int>(s.int64(11));
+    item.agent_id = s.text(12);
+    item.lease_expires_at = s.int64(13);
+    item.run_id = s.text(14);
+    if (!s.is_null(15)) item.exit_code = static_cast<int>(s.int64(15));
+    if (!s.is_null(16)) item.error = ItemError{parse_error_stage(s.text(16)), s.text(17)};
+    std::string warnings = s.text(18);
+    if (warnings != "[]") {
+      json::Document d = json::parse(warnings, "warnings");
+      for (const auto& w : d.GetArray()) item.warnings.push_back(json::scalar_text(w));
+    }
+    auto cached = specs_.find(id);
+    if (cached != specs_.end()) {
+      item.spec = cached->second;
+    } else {
+      item.spec = job_spec_from_json(s.text(19));
+      if (specs_.size() >= kSpecCacheSize) specs_.clear();
+      specs_.emplace(id, item.spec);
+    }
   } catch (const Error& e) {
-    throw Error(Errc::io,
-                fmt::format("sqlite database {}: item {} is unreadable: {}", path_, id, e.what()));
+    throw Error(Errc::io, fmt::format("sqlite database {}: item {} is unreadable: {}", path_,
+                                      item.id, e.what()));
   }
-  item.id = id;
-  item.state = parse_item_state(s.text(2));
-  item.priority = static_cast<Priority>(s.int64(3));
-  item.created_at = s.int64(4);
-  item.lease_expires_at = s.int64(5);
-  item.agent_id = s.text(6);
   return item;
 }
 
 std::optional<QueueItem> SqliteTransport::load(std::int64_t id) {
-  auto s = stmt("SELECT id, queue, state, priority, created_at, lease_expires_at, agent_id, "
-                "body FROM items WHERE id = ?");
+  auto s = stmt("SELECT " LAUNCH_ITEM_COLUMNS " FROM items WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return item_from_row(s);
 }
 
+// Writes what a transition may change; the spec, queue, created_at and
+// lease policy stay as pushed.
 void SqliteTransport::store(const QueueItem& item) {
   auto s = stmt(
-      "UPDATE items SET state = ?, priority = ?, lease_expires_at = ?, agent_id = ?, body = ? "
-      "WHERE id = ?");
+      "UPDATE items SET state = ?, priority = ?, updated_at = ?, started_at = ?, ended_at = ?, "
+      "attempt = ?, resume_count = ?, agent_id = ?, lease_expires_at = ?, run_id = ?, "
+      "exit_code = ?, error_stage = ?, error_message = ?, warnings = ? WHERE id = ?");
   s.bind(1, std::string(to_string(item.state)))
       .bind(2, static_cast<int>(item.priority))
-      .bind(3, item.lease_expires_at)
-      .bind(4, item.agent_id)
-      .bind(5, item_body(item))
-      .bind(6, static_cast<std::int64_t>(std::stoll(item.id)));
+      .bind(3, item.updated_at)
+      .bind(4, item.started_at)
+      .bind(5, item.ended_at)
+      .bind(6, item.attempt)
+      .bind(7, item.resume_count)
+      .bind(8, item.agent_id)
+      .bind(9, item.lease_expires_at)
+      .bind(10, item.run_id);
+  if (item.exit_code) {
+    s.bind(11, *item.exit_code);
+  } else {
+    s.bind_null(11);
+  }
+  if (item.error) {
+    s.bind(12, std::string(to_string(item.error->stage))).bind(13, item.error->message);
+  } else {
+    s.bind_null(12).bind_null(13);
+  }
+  s.bind(14, warnings_json(item.warnings)).bind(15, static_cast<std::int64_t>(std::stoll(item.id)));
   s.run();
 }
 
@@ -511,7 +590,8 @@ Error no_queue(const QueueRef& ref) {
 }
 
 std::string SqliteTransport::insert_item(const QueueRef& queue, QueueItem& item) {
-  std::string body = item_body(item);  // before the lock: it may be slow
+  std::string spec = to_json(item.spec);  // before the lock
+  std::string warnings = warnings_json(item.warnings);
   std::lock_guard<std::mutex> lock(mu_);
   {
     Txn txn(*this);
@@ -521,15 +601,26 @@ std::string SqliteTransport::insert_item(const QueueRef& queue, QueueItem& item)
       if (!s.step()) throw no_queue(queue);
     }
     auto s = stmt(
-        "INSERT INTO items (queue, state, priority, created_at, lease_expires_at, agent_id, "
-        "body) VALUES (?, ?, ?, ?, ?, ?, ?)");
+        "INSERT INTO items (queue, state, priority, created_at, updated_at, started_at, "
+        "ended_at, attempt, resume_count, lease_seconds, max_attempts, agent_id, "
+        "lease_expires_at, run_id, exit_code, error_stage, error_message, warnings, spec) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)");
     s.bind(1, queue.str())
         .bind(2, std::string(to_string(item.state)))
         .bind(3, static_cast<int>(item.priority))
         .bind(4, item.created_at)
-        .bind(5, item.lease_expires_at)
-        .bind(6, item.agent_id)
-        .bind(7, body);
+        .bind(5, item.updated_at)
+        .bind(6, item.started_at)
+        .bind(7, item.ended_at)
+        .bind(8, item.attempt)
+        .bind(9, item.resume_count)
+        .bind(10, item.lease_seconds)
+        .bind(11, item.max_attempts)
+        .bind(12, item.agent_id)
+        .bind(13, item.lease_expires_at)
+        .bind(14, item.run_id)
+        .bind(15, warnings)
+        .bind(16, spec);
     s.run();
     item.id = std::to_string(sqlite3_last_insert_rowid(db_));
     item.queue = queue;
@@ -582,7 +673,7 @@ QueueItem SqliteTransport::get(const std::string& item_id) {
 }
 
 std::vector<QueueItem> SqliteTransport::list(const ItemFilter& filter) {
-  std::string sql = fmt::format("SELECT {} FROM items WHERE 1", kItemColumns);
+  std::string sql = "SELECT " LAUNCH_ITEM_COLUMNS " FROM items WHERE 1";
   if (filter.queue) sql += " AND queue = ?";
   if (filter.state) sql += " AND state = ?";
   if (!filter.agent_id.empty()) sql += " AND agent_id = ?";

@@ -373,3 +373,104 @@ TEST_CASE("agent: a restarted agent keeps its id and ends the runs it lost") {
   Agent other(b.config(), h.t);
   CHECK(other.id() != b.id());
 }
+
+namespace {
+
+// A runner that needs an image and records what it was handed; its runs
+// end at once.
+struct ImagedRun : Run {
+  std::string id() const override { return "imaged"; }
+  RunStatus poll() override {
+    RunStatus st;
+    st.phase = RunPhase::finished;
+    st.exit_code = 0;
+    return st;
+  }
+  void cancel(std::chrono::milliseconds) override {}
+};
+
+struct ImagedRunner : Runner {
+  std::vector<ResolvedJob>* seen;
+  explicit ImagedRunner(std::vector<ResolvedJob>* s) : seen(s) {}
+  std::unique_ptr<Run> submit(const ResolvedJob& job) override {
+    seen->push_back(job);
+    return std::make_unique<ImagedRun>();
+  }
+  bool needs_image() const override { return true; }
+};
+
+}  // namespace
+
+TEST_CASE("agent: runners that need an image get one from the builder, or fail at build") {
+  Harness h;
+  static std::vector<ResolvedJob> seen;
+  static int builds = 0;
+  seen.clear();
+  register_runner("imaged", [](const RunnerContext&) {
+    return std::make_unique<ImagedRunner>(&seen);
+  });
+  // The builder runs on a worker thread; this one fails for one job.
+  register_builder("kaniko", [](const BuilderConfig& c) {
+    struct Fake : Builder {
+      std::string destination;
+      BuildResult build(const BuildRequest& r) override {
+        ++builds;
+        if (r.item.spec.name == "broken") throw Error(Errc::io, "no Dockerfile in the context");
+        BuildResult out;
+        out.image = destination + ":" + r.item.run_id;
+        return out;
+      }
+    };
+    auto b = std::make_unique<Fake>();
+    b->destination = c.destination;
+    return b;
+  });
+  QueueDef q;
+  q.entity = "team";
+  q.name = "q";
+  q.resource = "imaged";
+  q.config = R"({"image": "${image_uri}"})";
+  h.t->create_queue(q);
+  AgentConfig c;
+  c.builder.type = "kaniko";
+  c.builder.destination = "registry.local/jobs";
+  h.start(c);
+
+  JobSpec good;
+  good.name = "good";
+  good.source.kind = JobSource::Kind::code;
+  good.source.code_dir = "/src";
+  JobSpec broken = good;
+  broken.name = "broken";
+  std::string g = h.push_spec(good);
+  std::string b = h.push_spec(broken);
+  QueueItem gi = h.wait_end(g);
+  QueueItem bi = h.wait_end(b);
+  CHECK(gi.state == ItemState::finished);
+  CHECK(bi.state == ItemState::failed);
+  REQUIRE(bi.error);
+  CHECK(bi.error->stage == ErrorStage::build);
+  CHECK(bi.error->message == "no Dockerfile in the context");
+  CHECK(builds == 2);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].image == "registry.local/jobs:" + gi.run_id);
+  CHECK(seen[0].config == R"({"image":"registry.local/jobs:)" + gi.run_id + R"("})");
+}
+
+TEST_CASE("agent: secure mode refuses a dangerous override at stage agent") {
+  Harness h;
+  h.make_queue("q");
+  AgentConfig c;
+  c.secure_mode = true;
+  h.start(c);
+  JobSpec s;
+  s.entry_point = {"/bin/true"};
+  s.resource_args = R"({"privileged": true})";
+  std::string id = h.push_spec(s);
+  QueueItem item = h.wait_end(id);
+  CHECK(item.state == ItemState::failed);
+  REQUIRE(item.error);
+  CHECK(item.error->stage == ErrorStage::agent);
+  CHECK(item.error->message.find("secure_mode") != std::string::npos);
+  CHECK(item.error->message.find("privileged") != std::string::npos);
+}

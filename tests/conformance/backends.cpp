@@ -58,6 +58,8 @@ const std::vector<Backend>& backends() {
   static const std::vector<Backend> all = {
       {"memory", false, [] { return std::make_unique<MemoryFixture>(); }},
       {"sqlite", true, [] { return std::make_unique<SqliteFixture>(); }},
+      // postgres:// joins here with its transport (a fresh schema per
+      // fixture, on the server LAUNCH_TEST_PG_URI names).
   };
   return all;
 }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -114,21 +115,27 @@ TEST_CASE("sqlite: items, queues and agents survive closing and reopening") {
   CHECK(t->list_agents()[0].queues == std::vector<std::string>{"team/durable"});
 }
 
-TEST_CASE("sqlite: the item body holds no field that has a column") {
+TEST_CASE("sqlite: an item is a row with a column per field and its spec as JSON") {
   TempDir dir;
   std::string path = dir.path() + "/launch.db";
   auto t = open_transport("sqlite://" + path);
   t->create_queue(conformance::make_queue("cols"));
   std::string id = t->push({"team", "cols"}, conformance::make_job("x"));
   REQUIRE(t->claim({{"team", "cols"}}, "agent-1"));
-  std::string body = query(path, "SELECT body FROM items WHERE id = " + id);
-  for (const char* field : {"\"id\"", "\"queue\"", "\"state\"", "\"priority\"",
-                            "\"created_at\"", "\"lease_expires_at\"", "\"agent_id\""}) {
-    CAPTURE(field);
-    CHECK(body.find(field) == std::string::npos);
-  }
-  CHECK(query(path, "SELECT state FROM items WHERE id = " + id) == "claimed\n");
-  CHECK(query(path, "SELECT agent_id FROM items WHERE id = " + id) == "agent-1\n");
+  t->warn(id, "careful");
+  auto col = [&](const std::string& c) {
+    return query(path, "SELECT " + c + " FROM items WHERE id = " + id);
+  };
+  CHECK(col("queue") == "team/cols\n");
+  CHECK(col("state") == "claimed\n");
+  CHECK(col("agent_id") == "agent-1\n");
+  CHECK(col("attempt") == "1\n");
+  CHECK(col("warnings") == "[\"careful\"]\n");
+  CHECK(col("exit_code IS NULL") == "1\n");
+  std::string spec = col("spec");
+  CHECK(spec.find("\"name\":\"x\"") != std::string::npos);
+  CHECK(spec.find("state") == std::string::npos);
+  CHECK(spec.find("agent-1") == std::string::npos);
 }
 
 TEST_CASE("sqlite: a claim reads the head of a queue off an index") {
@@ -180,4 +187,18 @@ TEST_CASE("sqlite: item ids are never reused, even after the newest items are de
   t->create_queue(conformance::make_queue("ids"));
   std::string second = t->push({"team", "ids"}, conformance::make_job("y"));
   CHECK(std::stoll(second) > std::stoll(first));
+}
+
+TEST_CASE("sqlite: a file that is not a database is refused with its path") {
+  TempDir dir;
+  std::string path = dir.path() + "/launch.db";
+  {
+    std::FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f);
+    std::fputs("this is not an SQLite database, just some text that is long enough\n", f);
+    std::fclose(f);
+  }
+  std::string msg;
+  CHECK(open_error("sqlite://" + path, &msg) == Errc::io);
+  CHECK(msg.find(path) != std::string::npos);
 }

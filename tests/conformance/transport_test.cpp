@@ -1,6 +1,7 @@
 // The transport conformance suite: every case runs once per backend (see
 // backends.cpp), each on a fresh store, through the public Transport API.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <set>
@@ -422,7 +423,10 @@ TEST_CASE("conformance: an expired lease goes back to pending, then fails after 
     t.start(id, "agent-1", "");
     CHECK(t.expire_leases() == 0);  // not yet
     sleep_past_lease();
+    t.drain_notify();
     CHECK(t.expire_leases() == 1);
+    // Work came back: waiting agents are woken.
+    CHECK(conformance::readable_within(t.notify_fd(), std::chrono::seconds(5)));
     QueueItem again = t.get(id);
     CHECK(again.state == ItemState::pending);
     CHECK(again.attempt == 1);
@@ -732,4 +736,52 @@ TEST_CASE("conformance: another handle on the same store sees and wakes the firs
         CHECK(other->get(id).state == ItemState::claimed);
       },
       true);
+}
+
+TEST_CASE("conformance: threads sharing one transport push and claim each item once") {
+  for_each_transport([](Fixture& f) {
+    Transport& t = *f.transport;
+    t.create_queue(make_queue("threads"));
+    QueueRef q{"team", "threads"};
+    const int kPushers = 2, kPerPusher = 150, kClaimers = 2;
+    std::atomic<int> pushers_left{kPushers};
+    std::vector<std::vector<std::string>> claimed(kClaimers);
+    std::vector<std::thread> threads;
+    for (int p = 0; p < kPushers; ++p) {
+      threads.emplace_back([&, p] {
+        for (int i = 0; i < kPerPusher; ++i) {
+          t.push(q, make_job("p" + std::to_string(p) + "-" + std::to_string(i)));
+        }
+        --pushers_left;
+      });
+    }
+    for (int c = 0; c < kClaimers; ++c) {
+      threads.emplace_back([&, c] {
+        std::string agent = "agent-" + std::to_string(c);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+        while (std::chrono::steady_clock::now() < deadline) {
+          bool producers_done = pushers_left == 0;
+          auto item = t.claim({q}, agent);
+          if (!item) {
+            if (producers_done) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            continue;
+          }
+          claimed[static_cast<std::size_t>(c)].push_back(item->id);
+          t.start(item->id, agent, "");
+          t.finish(item->id, agent, 0);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    std::set<std::string> all;
+    std::size_t claims = 0;
+    for (const auto& ids : claimed) {
+      claims += ids.size();
+      all.insert(ids.begin(), ids.end());
+    }
+    CHECK(claims == kPushers * kPerPusher);
+    CHECK(all.size() == kPushers * kPerPusher);
+    CHECK(t.list({q, ItemState::finished, "", 0}).size() == kPushers * kPerPusher);
+  });
 }

@@ -1,0 +1,54 @@
+// Internal: Docker build contexts. A context is a tar made with libarchive,
+// deterministic so that its hash names the image: entries sorted by path,
+// mtime 0, owner 0:0 without names, modes normalised to 0644/0755 (as git
+// keeps them), the top-level .git left out.
+#ifndef LAUNCH_SRC_DOCKER_CONTEXT_HPP
+#define LAUNCH_SRC_DOCKER_CONTEXT_HPP
+
+#include <string>
+#include <vector>
+
+namespace launch {
+namespace docker {
+
+// A file added to the context that is not in the directory (a generated
+// Dockerfile). It replaces a file of the same path.
+struct ExtraFile {
+  std::string path;
+  std::string content;
+};
+
+// The tar of `dir` plus `extra`. Errc::io naming the path when something
+// cannot be read, Errc::invalid when `dir` is not a directory.
+std::string tar_directory(const std::string& dir, const std::vector<ExtraFile>& extra = {});
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it
+// when this goes away.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Runs argv (no shell, PATH searched for argv[0]) and waits for it; its
+// stdout and stderr go to *output. `extra_env` ("K=V") comes before the
+// inherited environment. Returns the exit status (128+signal when killed).
+// Errc::io when it cannot be started.
+int run_process(const std::vector<std::string>& argv, std::string* output,
+                const std::vector<std::string>& extra_env = {});
+
+// Clones `url` into `dest` (which must not exist, or be empty) and checks out
+// `ref` (a branch, tag or commit; "" = the remote's HEAD) detached. Returns
+// the commit id. Errc::io with git's own message when it fails.
+std::string git_checkout(const std::string& url, const std::string& ref, const std::string& dest);
+
+}  // namespace docker
+}  // namespace launch
+
+#endif

@@ -1,0 +1,52 @@
+// Internal: what the Docker builders need from image registries: image
+// references, credentials from the Docker config file, the engine's
+// X-Registry-Auth header, and a registry v2 check for "is this tag there".
+#ifndef LAUNCH_SRC_DOCKER_REGISTRY_HPP
+#define LAUNCH_SRC_DOCKER_REGISTRY_HPP
+
+#include <optional>
+#include <string>
+
+namespace launch {
+namespace docker {
+
+// "127.0.0.1:5000/team/app:v1" -> registry "127.0.0.1:5000", repository
+// "team/app", tag "v1". Without a registry part it is Docker Hub
+// ("docker.io", "library/" added to one-part names); no tag is "latest".
+struct ImageRef {
+  std::string registry;
+  std::string repository;
+  std::string tag;
+  std::string digest;  // "sha256:..." when given with @
+  std::string str() const;  // registry/repository:tag (or @digest)
+};
+ImageRef parse_image_ref(const std::string& reference);
+
+struct Credentials {
+  std::string username;
+  std::string password;
+};
+
+// The credentials for `registry` in the Docker config file
+// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), from its
+// "auths" entries ("auth" is base64 of user:password). nullopt when none.
+// Errc::invalid naming the file for a malformed file.
+std::optional<Credentials> registry_credentials(const std::string& registry);
+
+// The engine's X-Registry-Auth value (base64url JSON), "" for anonymous.
+std::string registry_auth_header(const std::string& registry);
+
+// True when the registry already has `ref` (HEAD /v2/<repo>/manifests/<tag>),
+// anonymously or with the config file's credentials (basic, or a bearer
+// token from the registry's realm). Loopback registries are spoken to over
+// http, others over https. Errc::io when the registry cannot be asked.
+bool registry_has_manifest(const ImageRef& ref);
+
+std::string base64_encode(const std::string& data, bool url_safe = false);
+// Errc::invalid for malformed input.
+std::string base64_decode(const std::string& text);
+
+}  // namespace docker
+}  // namespace launch
+
+#endif
