@@ -678,6 +678,9 @@ struct Agent::Impl {
         if (item) {
           next_queue = qi + 1;
           launch_item(std::move(*item));
+          // Holding an item: heartbeat at the busy pace from now on, so a
+          // cancel of this very item is seen within a second too.
+          next_heartbeat = std::min(next_heartbeat, clock::now() + kBusyHeartbeat);
           got = true;
           break;
         }

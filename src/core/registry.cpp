@@ -24,6 +24,7 @@ struct Registries {
 void install_builtins(Registries& r) {
   r.transports["memory"] = open_memory_transport;
   r.transports["sqlite"] = open_sqlite_transport;
+  r.transports["postgres"] = open_postgres_transport;
   r.runners["local-process"] = make_local_process_runner;
   r.runners["local-container"] = make_local_container_runner;
   r.builders["noop"] = make_noop_builder;

@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <set>
 
@@ -214,14 +215,20 @@ TEST_CASE("agent: cancel of a running job stops its process group and the item")
   h.make_queue("q");
   TempDir d;
   h.start(AgentConfig{});
+  h.step();  // the agent is up and idle when the job arrives
   std::string id = h.push(sh("sleep 60 & echo $$ > " + (d / "pid") + "; wait"));
   h.wait_state(id, ItemState::running);
   launch_test::until([&] { return !slurp(d / "pid").empty(); }, [&] { h.step(); });
   pid_t pgid = static_cast<pid_t>(std::stol(slurp(d / "pid")));
   REQUIRE(::kill(-pgid, 0) == 0);
+  auto cancelled_at = std::chrono::steady_clock::now();
   h.t->cancel(id);
   QueueItem item = h.wait_end(id);
   CHECK(item.state == ItemState::stopped);
+  // The agent heartbeats every second while it holds an item, from its
+  // first claim on, so the cancel reaches it at that pace, not at the idle
+  // agent's 10 s one. (A bound on the schedule, far above the 1 s pace.)
+  CHECK(std::chrono::steady_clock::now() - cancelled_at < std::chrono::seconds(5));
   CHECK(::kill(-pgid, 0) == -1);
   CHECK(errno == ESRCH);
   bool saw_stopping = std::any_of(h.events.begin(), h.events.end(), [&](const JobEvent& e) {

@@ -16,6 +16,8 @@
 
 #include <doctest/doctest.h>
 
+#include "pg_support.hpp"
+
 extern char** environ;
 
 namespace conformance {
@@ -52,14 +54,24 @@ struct SqliteFixture : Fixture {
   ~SqliteFixture() override { transport.reset(); }
 };
 
+// A database of its own on the server of LAUNCH_TEST_PG_URI (fails, naming
+// the variable, when it is not set), dropped afterwards.
+struct PostgresFixture : Fixture {
+  launch_test::FreshDatabase db;
+  PostgresFixture() {
+    uri = db.uri();
+    transport = launch::open_transport(uri);
+  }
+  ~PostgresFixture() override { transport.reset(); }
+};
+
 }  // namespace
 
 const std::vector<Backend>& backends() {
   static const std::vector<Backend> all = {
       {"memory", false, [] { return std::make_unique<MemoryFixture>(); }},
       {"sqlite", true, [] { return std::make_unique<SqliteFixture>(); }},
-      // postgres:// joins here with its transport (a fresh schema per
-      // fixture, on the server LAUNCH_TEST_PG_URI names).
+      {"postgres", true, [] { return std::make_unique<PostgresFixture>(); }},
   };
   return all;
 }

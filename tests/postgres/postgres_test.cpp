@@ -1,0 +1,401 @@
+// postgres:// against a real server: schema migrations under concurrency,
+// wake-ups through LISTEN/NOTIFY, lost connections and lost answers (each
+// operation applied exactly once), a server restart, and three agent
+// processes sharing one queue of 10,000 items.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "launch/error.hpp"
+#include "launch/transport.hpp"
+#include "pg_support.hpp"
+
+using namespace launch;
+using launch_test::FreshDatabase;
+using launch_test::LossyProxy;
+using launch_test::pg_exec;
+
+namespace {
+
+QueueDef make_queue(const std::string& name, bool prioritization = false) {
+  QueueDef q;
+  q.entity = "team";
+  q.name = name;
+  q.prioritization = prioritization;
+  q.lease_seconds = 30;
+  q.max_attempts = 3;
+  return q;
+}
+
+JobSpec job(const std::string& name) {
+  JobSpec s;
+  s.name = name;
+  s.entry_point = {"/bin/true"};
+  return s;
+}
+
+const QueueRef kQ{"team", "q"};
+
+// Waits for a child and returns its exit code (-1 when it did not exit).
+int wait_child(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("postgres: the scheme and its alias open the same store") {
+  FreshDatabase db;
+  auto a = open_transport(db.uri());
+  std::string alias = "postgresql" + db.uri().substr(db.uri().find("://"));
+  auto b = open_transport(alias);
+  a->create_queue(make_queue("q"));
+  CHECK(b->get_queue(kQ).name == "q");
+}
+
+TEST_CASE("postgres: a malformed URI is refused as invalid") {
+  try {
+    open_transport("postgres://host:notaport:x/db?nosuchoption=1");
+    FAIL("expected Errc::invalid");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::invalid);
+    CHECK(std::string(e.what()).find("transport URI") != std::string::npos);
+  }
+}
+
+TEST_CASE("postgres: processes opening a fresh database together create the schema once") {
+  FreshDatabase db;
+  std::vector<pid_t> kids;
+  for (int i = 0; i < 6; ++i) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int code = 0;
+      try {
+        auto t = open_transport(db.uri());
+        t->list_queues();
+      } catch (...) {
+        code = 1;
+      }
+      _exit(code);
+    }
+    kids.push_back(pid);
+  }
+  for (pid_t pid : kids) CHECK(wait_child(pid) == 0);
+  CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "2");
+  CHECK(pg_exec(db.uri(), "SELECT count(*) FROM launch_schema") == "1");
+}
+
+TEST_CASE("postgres: an older schema is migrated forward; a newer one is refused") {
+  FreshDatabase db;
+  open_transport(db.uri());
+  // Make it look like a version-1 database: step 2 is the push keys' index.
+  pg_exec(db.uri(), "DROP INDEX launch_pushes_at; UPDATE launch_schema SET version = 1");
+  open_transport(db.uri());
+  CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "2");
+  CHECK(pg_exec(db.uri(), "SELECT count(*) FROM pg_indexes WHERE indexname = 'launch_pushes_at'") ==
+        "1");
+
+  pg_exec(db.uri(), "UPDATE launch_schema SET version = 99");
+  try {
+    open_transport(db.uri());
+    FAIL("expected Errc::unsupported");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::unsupported);
+    CHECK(std::string(e.what()).find("99") != std::string::npos);
+  }
+}
+
+TEST_CASE("postgres: claim takes the highest priority first, then the oldest") {
+  FreshDatabase db;
+  auto t = open_transport(db.uri());
+  t->create_queue(make_queue("q", true));
+  JobSpec low = job("low"), high = job("high"), crit = job("crit");
+  low.priority = Priority::low;
+  high.priority = Priority::high;
+  crit.priority = Priority::critical;
+  std::string a = t->push(kQ, low), b = t->push(kQ, high), c = t->push(kQ, job("medium")),
+              d = t->push(kQ, crit), e = t->push(kQ, high);
+
+  auto first = t->claim({kQ}, "agent-1");
+  REQUIRE(first);
+  CHECK(first->id == d);
+  CHECK(first->state == ItemState::claimed);
+  CHECK(first->agent_id == "agent-1");
+  CHECK(first->attempt == 1);
+  CHECK(first->lease_expires_at >= first->updated_at + 30 * 1000);
+  std::vector<std::string> order;
+  while (auto it = t->claim({kQ}, "agent-1")) order.push_back(it->id);
+  CHECK(order == std::vector<std::string>{b, e, c, a});
+}
+
+TEST_CASE("postgres: a claim skips an item locked by another transaction") {
+  FreshDatabase db;
+  auto t = open_transport(db.uri());
+  t->create_queue(make_queue("q"));
+  std::string a = t->push(kQ, job("a")), b = t->push(kQ, job("b"));
+  // A second session holds a row lock on the oldest item for a while.
+  std::thread holder([&] {
+    pg_exec(db.uri(), "BEGIN; SELECT 1 FROM launch_items WHERE id = " + a +
+                          " FOR UPDATE; SELECT pg_sleep(1.5); COMMIT;");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto got = t->claim({kQ}, "agent-1");
+  holder.join();
+  REQUIRE(got);
+  CHECK(got->id == b);
+  auto next = t->claim({kQ}, "agent-1");
+  REQUIRE(next);
+  CHECK(next->id == a);
+}
+
+TEST_CASE("postgres: a push wakes an agent waiting on notify_fd") {
+  FreshDatabase db;
+  auto agent = open_transport(db.uri());
+  auto producer = open_transport(db.uri());
+  producer->create_queue(make_queue("q"));
+  REQUIRE(agent->notify_fd() >= 0);
+  agent->drain_notify();
+  CHECK_FALSE(agent->wait_for_work(std::chrono::milliseconds(200)));
+  std::thread push([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    producer->push(kQ, job("x"));
+  });
+  bool woken = agent->wait_for_work(std::chrono::seconds(10));
+  push.join();
+  CHECK(woken);
+  auto it = agent->claim({kQ}, "agent-1");
+  REQUIRE(it);
+  // A requeue wakes too.
+  agent->drain_notify();
+  agent->requeue(it->id, "agent-1", Requeue::released);
+  CHECK(agent->wait_for_work(std::chrono::seconds(10)));
+}
+
+TEST_CASE("postgres: a push whose answer was lost is stored once, under one id") {
+  FreshDatabase db;
+  open_transport(db.uri())->create_queue(make_queue("q"));
+  LossyProxy proxy(db.uri());
+  auto t = open_transport(proxy.uri());
+  proxy.lose_answer_to("insert_item");
+  std::string id = t->push(kQ, job("once"));
+  CHECK(proxy.lost() == 1);
+  auto items = t->list({});
+  REQUIRE(items.size() == 1);
+  CHECK(items[0].id == id);
+  CHECK(items[0].spec.name == "once");
+}
+
+TEST_CASE("postgres: a claim whose answer was lost returns that item, claimed once") {
+  FreshDatabase db;
+  auto direct = open_transport(db.uri());
+  direct->create_queue(make_queue("q"));
+  std::string a = direct->push(kQ, job("a")), b = direct->push(kQ, job("b"));
+  LossyProxy proxy(db.uri());
+  auto t = open_transport(proxy.uri());
+  // One queue and several queues take different statements.
+  proxy.lose_answer_to("claim_one");
+  auto got = t->claim({kQ}, "agent-1");
+  CHECK(proxy.lost() == 1);
+  REQUIRE(got);
+  CHECK(got->id == a);
+  CHECK(got->attempt == 1);
+  CHECK(direct->get(b).state == ItemState::pending);
+
+  direct->create_queue(make_queue("other"));
+  proxy.lose_answer_to("claim");
+  auto second = t->claim({QueueRef{"team", "other"}, kQ}, "agent-1");
+  CHECK(proxy.lost() == 2);
+  REQUIRE(second);
+  CHECK(second->id == b);
+  CHECK(second->attempt == 1);
+  CHECK(direct->list({kQ, ItemState::claimed, "agent-1", 0}).size() == 2);
+}
+
+TEST_CASE("postgres: a finish whose answer was lost succeeds once") {
+  FreshDatabase db;
+  auto direct = open_transport(db.uri());
+  direct->create_queue(make_queue("q"));
+  std::string id = direct->push(kQ, job("a"));
+  LossyProxy proxy(db.uri());
+  auto t = open_transport(proxy.uri());
+  REQUIRE(t->claim({kQ}, "agent-1"));
+  t->start(id, "agent-1", "");
+  proxy.lose_answer_to("update_item");
+  // Without the operation's token the retry would find the item finished
+  // and refuse the transition.
+  QueueItem done = t->finish(id, "agent-1", 0);
+  CHECK(proxy.lost() == 1);
+  CHECK(done.state == ItemState::finished);
+  CHECK(direct->get(id).state == ItemState::finished);
+  // warn is not idempotent by nature: a lost answer must not add it twice.
+  proxy.lose_answer_to("update_item");
+  t->warn(id, "note");
+  CHECK(proxy.lost() == 2);
+  CHECK(direct->get(id).warnings == std::vector<std::string>{"note"});
+}
+
+TEST_CASE("postgres: a queue created with a lost answer exists once; a second create is refused") {
+  FreshDatabase db;
+  open_transport(db.uri());
+  LossyProxy proxy(db.uri());
+  auto t = open_transport(proxy.uri());
+  proxy.lose_answer_to("create_queue");
+  t->create_queue(make_queue("q"));
+  CHECK(proxy.lost() == 1);
+  CHECK(t->list_queues().size() == 1);
+  try {
+    t->create_queue(make_queue("q"));
+    FAIL("expected Errc::exists");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::exists);
+  }
+}
+
+TEST_CASE("postgres: operations ride through a server restart; the listener comes back") {
+  FreshDatabase db;
+  auto t = open_transport(db.uri());
+  t->create_queue(make_queue("q"));
+  std::string before = t->push(kQ, job("before"));
+  REQUIRE(t->notify_fd() >= 0);
+
+  launch_test::stop_server_immediate();
+  // An operation started while the server is down waits for it.
+  std::string during;
+  std::thread pusher([&] { during = t->push(kQ, job("during")); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  launch_test::start_server();
+  pusher.join();
+  CHECK_FALSE(during.empty());
+
+  // The LISTEN socket saw the server go: draining reconnects it, and a
+  // later push wakes it again.
+  for (int i = 0; i < 50 && t->wait_for_work(std::chrono::milliseconds(100)); ++i) {
+  }
+  auto other = open_transport(db.uri());
+  other->push(kQ, job("after"));
+  CHECK(t->wait_for_work(std::chrono::seconds(10)));
+
+  std::vector<std::string> names;
+  for (const auto& it : t->list({})) names.push_back(it.spec.name);
+  CHECK(names == std::vector<std::string>{"before", "during", "after"});
+}
+
+TEST_CASE("postgres: delete_queue refuses while items are held and removes the rest") {
+  FreshDatabase db;
+  auto t = open_transport(db.uri());
+  t->create_queue(make_queue("q"));
+  std::string a = t->push(kQ, job("a"));
+  t->push(kQ, job("b"));
+  REQUIRE(t->claim({kQ}, "agent-1"));
+  try {
+    t->delete_queue(kQ);
+    FAIL("expected Errc::state");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::state);
+    CHECK(std::string(e.what()).find(a) != std::string::npos);
+  }
+  CHECK(t->list({}).size() == 2);
+  t->fail(a, "agent-1", ItemError{ErrorStage::agent, "gave up"});
+  t->delete_queue(kQ);
+  CHECK(t->list({}).empty());
+  CHECK(t->list_queues().empty());
+  try {
+    t->push(kQ, job("c"));
+    FAIL("expected Errc::not_found");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::not_found);
+  }
+}
+
+TEST_CASE("postgres: three agent processes share 10,000 items; each ends exactly once") {
+  FreshDatabase db;
+  auto producer = open_transport(db.uri());
+  producer->create_queue(make_queue("q"));
+  constexpr int kItems = 10000, kAgents = 3;
+  char dir_template[] = "/tmp/launch-pg-agents.XXXXXX";
+  REQUIRE(mkdtemp(dir_template) != nullptr);
+  std::string dir = dir_template;
+
+  std::vector<pid_t> kids;
+  for (int a = 0; a < kAgents; ++a) {
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      // A child: its own transport, hence its own connections.
+      int code = 0;
+      try {
+        auto t = open_transport(db.uri());
+        std::string agent = "agent-" + std::to_string(a);
+        std::ofstream out(dir + "/" + agent);
+        for (;;) {
+          auto it = t->claim({kQ}, agent);
+          if (!it) {
+            t->wait_for_work(std::chrono::milliseconds(200));
+            continue;
+          }
+          t->start(it->id, agent, "");
+          t->finish(it->id, agent, 0);
+          if (it->spec.name == "stop") break;
+          out << it->id << "\n";
+        }
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "agent %d: %s\n", a, e.what());
+        code = 1;
+      }
+      _exit(code);
+    }
+    kids.push_back(pid);
+  }
+  std::set<std::string> pushed;
+  for (int i = 0; i < kItems; ++i) pushed.insert(producer->push(kQ, job("job")));
+  for (int a = 0; a < kAgents; ++a) producer->push(kQ, job("stop"));
+  for (pid_t pid : kids) CHECK(wait_child(pid) == 0);
+
+  std::map<std::string, int> done;
+  std::size_t total = 0;
+  for (int a = 0; a < kAgents; ++a) {
+    std::string path = dir + "/agent-" + std::to_string(a), line;
+    std::ifstream in(path);
+    std::size_t mine = 0;
+    while (std::getline(in, line)) {
+      done[line]++;
+      ++mine;
+    }
+    total += mine;
+    MESSAGE("agent-" << a << " finished " << mine << " items");
+    std::remove(path.c_str());
+  }
+  ::rmdir(dir.c_str());
+  CHECK(total == static_cast<std::size_t>(kItems));
+  CHECK(done.size() == static_cast<std::size_t>(kItems));
+  int twice = 0;
+  for (const auto& kv : done) twice += kv.second > 1 ? 1 : 0;
+  CHECK(twice == 0);
+  std::size_t finished = 0, other = 0;
+  for (const auto& it : producer->list({})) {
+    if (it.spec.name != "job") continue;
+    CHECK(pushed.count(it.id) == 1);
+    if (it.state == ItemState::finished && it.attempt == 1) {
+      ++finished;
+    } else {
+      ++other;
+    }
+  }
+  CHECK(finished == static_cast<std::size_t>(kItems));
+  CHECK(other == 0);
+}
