@@ -8,6 +8,7 @@
 #include "launch/error.hpp"
 #include "launch/job.hpp"
 #include "launch/sys/lifecycle.hpp"
+#include "unit/expect_error.hpp"
 
 using namespace launch;
 
@@ -35,26 +36,15 @@ QueueItem pending_item() {
   return it;
 }
 
-std::string message_of(const std::function<void()>& fn, Errc expect) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    CHECK(e.code() == expect);
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return "";
-}
-
 }  // namespace
 
 TEST_CASE("job: enum names round-trip and bad names are refused by value") {
   for (ItemState s : kAll) CHECK(parse_item_state(to_string(s)) == s);
   CHECK(parse_priority("critical") == Priority::critical);
   CHECK(parse_priority("3") == Priority::low);
-  CHECK(std::string(message_of([] { parse_priority("urgent"); }, Errc::invalid))
+  CHECK(std::string(launch_test::error_message([] { parse_priority("urgent"); }, Errc::invalid))
             .find("\"urgent\"") != std::string::npos);
-  CHECK(std::string(message_of([] { parse_item_state("done"); }, Errc::invalid))
+  CHECK(std::string(launch_test::error_message([] { parse_item_state("done"); }, Errc::invalid))
             .find("\"done\"") != std::string::npos);
   CHECK(parse_error_stage("build") == ErrorStage::build);
 }
@@ -114,18 +104,18 @@ TEST_CASE("job: spec JSON round-trips and bad fields are named") {
   // Numbers in template values are kept as their text.
   CHECK(job_spec_from_json(R"({"template_values":{"gpus":8}})").template_values.at("gpus") ==
         "8");
-  std::string m = message_of([] { job_spec_from_json(R"({"entry_point":"python x.py"})"); },
+  std::string m = launch_test::error_message([] { job_spec_from_json(R"({"entry_point":"python x.py"})"); },
                              Errc::invalid);
   CHECK(m.find("entry_point") != std::string::npos);
-  m = message_of([] { job_spec_from_json(R"({"image":"a","code_dir":"/x"})"); }, Errc::invalid);
+  m = launch_test::error_message([] { job_spec_from_json(R"({"image":"a","code_dir":"/x"})"); }, Errc::invalid);
   CHECK(m.find("exactly one source") != std::string::npos);
-  m = message_of([] { job_spec_from_json(R"({"resource_args":[1]})"); }, Errc::invalid);
+  m = launch_test::error_message([] { job_spec_from_json(R"({"resource_args":[1]})"); }, Errc::invalid);
   CHECK(m.find("resource_args") != std::string::npos);
-  m = message_of([] { job_spec_from_json(R"({"nmae":"x"})"); }, Errc::invalid);
+  m = launch_test::error_message([] { job_spec_from_json(R"({"nmae":"x"})"); }, Errc::invalid);
   CHECK(m.find("\"nmae\"") != std::string::npos);
-  m = message_of([] { job_spec_from_json(R"({"priority":"urgent"})"); }, Errc::invalid);
+  m = launch_test::error_message([] { job_spec_from_json(R"({"priority":"urgent"})"); }, Errc::invalid);
   CHECK(m.find("urgent") != std::string::npos);
-  m = message_of([] { job_spec_from_json("{not json"); }, Errc::invalid);
+  m = launch_test::error_message([] { job_spec_from_json("{not json"); }, Errc::invalid);
   CHECK(m.find("invalid JSON") != std::string::npos);
 }
 
@@ -155,7 +145,7 @@ TEST_CASE("job: item JSON round-trips every field") {
 TEST_CASE("lifecycle: push rules") {
   JobSpec spec;
   spec.priority = Priority::high;
-  std::string m = message_of([&] { lifecycle::make_pending(queue(false), spec, 1); },
+  std::string m = launch_test::error_message([&] { lifecycle::make_pending(queue(false), spec, 1); },
                              Errc::invalid);
   CHECK(m.find("prioritization off") != std::string::npos);
   CHECK(m.find("high") != std::string::npos);
@@ -176,27 +166,27 @@ TEST_CASE("lifecycle: the happy path and the lease holder") {
   CHECK(it.state == ItemState::claimed);
   CHECK(it.attempt == 1);
   CHECK(it.lease_expires_at == 12000);
-  std::string m = message_of([&] { lifecycle::start(it, "b", "", 2100); }, Errc::state);
+  std::string m = launch_test::error_message([&] { lifecycle::start(it, "b", "", 2100); }, Errc::state);
   CHECK(m.find("\"b\"") != std::string::npos);
   CHECK(m.find("held by \"a\"") != std::string::npos);
   lifecycle::start(it, "a", "", 2100);
   CHECK(it.state == ItemState::running);
-  message_of([&] { lifecycle::claim(it, "a", 2200); }, Errc::state);
+  launch_test::error_message([&] { lifecycle::claim(it, "a", 2200); }, Errc::state);
   lifecycle::finish(it, "a", 0, 3000);
   CHECK(it.state == ItemState::finished);
   CHECK(it.exit_code == 0);
   CHECK_FALSE(it.error);
   CHECK(it.lease_expires_at == 0);
-  m = message_of([&] { lifecycle::cancel(it, 4000); }, Errc::state);
+  m = launch_test::error_message([&] { lifecycle::cancel(it, 4000); }, Errc::state);
   CHECK(m.find("already finished") != std::string::npos);
-  message_of([&] { lifecycle::finish(it, "a", 0, 4000); }, Errc::state);
+  launch_test::error_message([&] { lifecycle::finish(it, "a", 0, 4000); }, Errc::state);
 }
 
 TEST_CASE("lifecycle: finish before start, fail, stopped are checked") {
   QueueItem it = pending_item();
   lifecycle::claim(it, "a", 2000);
-  message_of([&] { lifecycle::finish(it, "a", 0, 2100); }, Errc::state);
-  message_of([&] { lifecycle::stopped(it, "a", 2100); }, Errc::state);
+  launch_test::error_message([&] { lifecycle::finish(it, "a", 0, 2100); }, Errc::state);
+  launch_test::error_message([&] { lifecycle::stopped(it, "a", 2100); }, Errc::state);
   lifecycle::fail(it, "a", ItemError{ErrorStage::build, "no Dockerfile"}, std::nullopt, 2200);
   CHECK(it.state == ItemState::failed);
   CHECK(it.error->stage == ErrorStage::build);
@@ -215,7 +205,7 @@ TEST_CASE("lifecycle: cancel at each state") {
   CHECK(c.state == ItemState::stopping);
   lifecycle::cancel(c, 2150);  // a second cancel changes nothing
   CHECK(c.state == ItemState::stopping);
-  message_of([&] { lifecycle::start(c, "a", "", 2200); }, Errc::state);
+  launch_test::error_message([&] { lifecycle::start(c, "a", "", 2200); }, Errc::state);
   lifecycle::stopped(c, "a", 2300);
   CHECK(c.state == ItemState::stopped);
 
@@ -239,7 +229,7 @@ TEST_CASE("lifecycle: requeue keeps the run id; preemption is bounded") {
   CHECK(it.run_id == run_id);
   for (int i = 1; i <= lifecycle::kMaxResumes; ++i) {
     lifecycle::claim(it, "a", 3000 + i);
-    message_of([&] { lifecycle::requeue(it, "a", Requeue::preempted, 3000); }, Errc::state);
+    launch_test::error_message([&] { lifecycle::requeue(it, "a", Requeue::preempted, 3000); }, Errc::state);
     lifecycle::start(it, "a", "", 3000 + i);
     lifecycle::requeue(it, "a", Requeue::preempted, 3000 + i);
     CHECK(it.state == ItemState::pending);

@@ -4,9 +4,12 @@
 #include <string>
 
 #include "launch/error.hpp"
+#include "unit/expect_error.hpp"
 #include "launch/queue.hpp"
 
 using launch::Errc;
+using launch_test::has;
+using launch_test::invalid;
 using launch::QueueDef;
 using launch::QueueRef;
 using launch::TemplateVariable;
@@ -14,22 +17,7 @@ using launch::VarType;
 
 namespace {
 
-// Runs `f`, which must throw launch::Error(Errc::invalid); returns its message.
-template <typename F>
-std::string invalid(F f) {
-  try {
-    f();
-  } catch (const launch::Error& e) {
-    CHECK(e.code() == Errc::invalid);
-    return e.what();
-  }
-  FAIL("expected launch::Error(Errc::invalid)");
-  return "";
-}
 
-bool has(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // The queue file of DESIGN.md, verbatim.
 const char* const kDesignQueueFile = R"(name: gpu

@@ -5,28 +5,17 @@
 
 #include "core/secure.hpp"
 #include "launch/error.hpp"
+#include "unit/expect_error.hpp"
 #include "launch/job.hpp"
 
 using launch::Errc;
+using launch_test::has;
+using launch_test::invalid;
 using launch::JobSpec;
 
 namespace {
 
-template <typename F>
-std::string invalid(F f) {
-  try {
-    f();
-  } catch (const launch::Error& e) {
-    CHECK(e.code() == Errc::invalid);
-    return e.what();
-  }
-  FAIL("expected launch::Error(Errc::invalid)");
-  return "";
-}
 
-bool has(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 // A Kubernetes batch/v1 Job whose pod spec gets `pod_extra` and whose one
 // container gets `container_extra` (each a JSON member list, or empty).

@@ -6,10 +6,13 @@
 #include <string>
 
 #include "launch/error.hpp"
+#include "unit/expect_error.hpp"
 #include "launch/queue.hpp"
 #include "launch/template.hpp"
 
 using launch::Errc;
+using launch_test::has;
+using launch_test::invalid;
 using launch::QueueDef;
 using launch::TemplateVariable;
 using launch::VarType;
@@ -17,17 +20,6 @@ using Values = std::map<std::string, std::string>;
 
 namespace {
 
-template <typename F>
-std::string invalid(F f) {
-  try {
-    f();
-  } catch (const launch::Error& e) {
-    CHECK(e.code() == Errc::invalid);
-    return e.what();
-  }
-  FAIL("expected launch::Error(Errc::invalid)");
-  return "";
-}
 
 TemplateVariable var(VarType type) {
   TemplateVariable v;
