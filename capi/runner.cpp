@@ -198,7 +198,7 @@ int launch_runner_unregister(const char* name) {
                                          "\": no runner of that name was registered "
                                          "through launch_runner_register");
       }
-      launch::register_runner(name, launch::RunnerFactory());
+      launch::unregister_runner(name);
       old = std::move(it->second);
       registered().erase(it);
     }

@@ -93,6 +93,9 @@ struct RunnerContext {
 using RunnerFactory = std::function<std::unique_ptr<Runner>(const RunnerContext&)>;
 // Registers (or replaces) the runner for resource `name`. Thread-safe.
 LAUNCH_EXPORT void register_runner(const std::string& name, RunnerFactory factory);
+// Removes the runner registered for `name`; false when there was none.
+// Runners already made by make_runner() are not affected. Thread-safe.
+LAUNCH_EXPORT bool unregister_runner(const std::string& name);
 // Errc::not_found naming the resource when nothing is registered for it.
 LAUNCH_EXPORT std::unique_ptr<Runner> make_runner(const std::string& name,
                                                   const RunnerContext& context);

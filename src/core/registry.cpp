@@ -81,6 +81,12 @@ void register_runner(const std::string& name, RunnerFactory factory) {
   r.runners[name] = std::move(factory);
 }
 
+bool unregister_runner(const std::string& name) {
+  auto& r = registries();
+  std::lock_guard<std::mutex> lock(r.mu);
+  return r.runners.erase(name) > 0;
+}
+
 std::unique_ptr<Runner> make_runner(const std::string& name, const RunnerContext& context) {
   auto& r = registries();
   auto factory = find(r.runners, r.mu, name);
