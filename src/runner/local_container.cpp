@@ -281,9 +281,11 @@ ContainerPlan plan_container(const ResolvedJob& job) {
   body.AddMember("AttachStderr", false, a);
   body.AddMember("Tty", false, a);
   body.AddMember("OpenStdin", false, a);
-  // Jobs get no network beyond their own loopback: the allow-list has no
-  // network option, and nothing a job does should leave the machine unasked.
-  host.AddMember("NetworkMode", "none", a);
+  // No NetworkMode: a job gets the engine's default network, as `docker run`
+  // gives it (training jobs fetch data and report metrics). The allow-list
+  // has no network option, so a job cannot ask for the host's network; an
+  // engine started with --bridge=none (as scripts/services does for the
+  // tests) gives jobs their own loopback only.
   body.AddMember("HostConfig", host, a);
   plan.spec = json::dump(body);
   return plan;
