@@ -127,7 +127,7 @@ class DockerBuilder : public Builder {
         return build_from(request, dir);
       }
     }
-    throw Error(Errc::internal, "docker builder: unknown source kind");
+    throw Error(Errc::internal, "builder.type docker: a job source of an unknown kind");
   }
 
  private:
