@@ -281,6 +281,8 @@ class SqliteTransport final : public RecordTransport {
   [[noreturn]] void fail(const std::string& what) const;
   void exec(const char* sql);
   Stmt stmt(const char* sql);
+  // Errc::not_found unless the queue exists. Call with mu_ held.
+  void require_queue(const QueueRef& ref);
   void begin_immediate();
   void configure();
   void migrate();
@@ -589,17 +591,19 @@ Error no_queue(const QueueRef& ref) {
   return Error(Errc::not_found, fmt::format("queue \"{}\": no such queue", ref.str()));
 }
 
+void SqliteTransport::require_queue(const QueueRef& ref) {
+  auto s = stmt("SELECT 1 FROM queues WHERE entity = ? AND name = ?");
+  s.bind(1, ref.entity).bind(2, ref.name);
+  if (!s.step()) throw no_queue(ref);
+}
+
 std::string SqliteTransport::insert_item(const QueueRef& queue, QueueItem& item) {
   std::string spec = to_json(item.spec);  // before the lock
   std::string warnings = warnings_json(item.warnings);
   std::lock_guard<std::mutex> lock(mu_);
   {
     Txn txn(*this);
-    {
-      auto s = stmt("SELECT 1 FROM queues WHERE entity = ? AND name = ?");
-      s.bind(1, queue.entity).bind(2, queue.name);
-      if (!s.step()) throw no_queue(queue);
-    }
+    require_queue(queue);
     auto s = stmt(
         "INSERT INTO items (queue, state, priority, created_at, updated_at, started_at, "
         "ended_at, attempt, resume_count, lease_seconds, max_attempts, agent_id, "
@@ -768,11 +772,7 @@ std::vector<QueueDef> SqliteTransport::list_queues() {
 void SqliteTransport::delete_queue(const QueueRef& ref) {
   std::lock_guard<std::mutex> lock(mu_);
   Txn txn(*this);
-  {
-    auto s = stmt("SELECT 1 FROM queues WHERE entity = ? AND name = ?");
-    s.bind(1, ref.entity).bind(2, ref.name);
-    if (!s.step()) throw no_queue(ref);
-  }
+  require_queue(ref);
   {
     auto s = stmt(
         "SELECT count(*) FROM items WHERE queue = ? "
