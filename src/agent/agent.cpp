@@ -218,16 +218,21 @@ struct Agent::Impl {
     if (on_event) on_event(ev);
   }
 
+  // Every JSON log line opens with when and which agent.
+  void start_json_line(rapidjson::Writer<rapidjson::StringBuffer>& w) const {
+    w.StartObject();
+    w.Key("time");
+    w.String(iso_time_now());
+    w.Key("agent");
+    w.String(id);
+  }
+
   void log_event(const JobEvent& ev) {
     std::string line;
     if (config.log_format == "json") {
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-      w.StartObject();
-      w.Key("time");
-      w.String(iso_time_now());
-      w.Key("agent");
-      w.String(id);
+      start_json_line(w);
       w.Key("item");
       w.String(ev.item_id);
       w.Key("queue");
@@ -261,11 +266,7 @@ struct Agent::Impl {
     if (config.log_format == "json") {
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-      w.StartObject();
-      w.Key("time");
-      w.String(iso_time_now());
-      w.Key("agent");
-      w.String(id);
+      start_json_line(w);
       w.Key("level");
       w.String(to_string(level));
       w.Key("message");
