@@ -292,20 +292,16 @@ def set_log_level(level):
 # ---------------------------------------------------------------- transports
 
 
-class Transport:
-    """Where queues live: ``memory://``, ``sqlite:///path/launch.db``,
-    ``postgres://...``; None for the default ($LAUNCH_QUEUE_URI, else
-    sqlite://$LAUNCH_HOME/launch.db). Safe to share between threads."""
+class _Handle:
+    """An opaque C handle owned by this object: closed by close(), by the
+    end of a ``with`` block, or when the object is collected."""
 
-    def __init__(self, uri=None):
-        handle = _c.c_void_p()
-        _check(_lib().launch_transport_open(_c.byref(handle), _enc(uri)))
-        self._handle = handle
-        self.uri = uri
+    _free = None  # the name of the C function that releases the handle
+    _what = "handle"
 
     def close(self):
         if self._handle:
-            _lib().launch_transport_close(self._handle)
+            getattr(_lib(), self._free)(self._handle)
             self._handle = None
 
     def __enter__(self):
@@ -321,8 +317,24 @@ class Transport:
     @property
     def _h(self):
         if not self._handle:
-            raise StateError("the transport is closed")
+            raise StateError("the %s is closed" % self._what)
         return self._handle
+
+
+class Transport(_Handle):
+    """Where queues live: ``memory://``, ``sqlite:///path/launch.db``,
+    ``postgres://...``; None for the default ($LAUNCH_QUEUE_URI, else
+    sqlite://$LAUNCH_HOME/launch.db). Safe to share between threads."""
+
+    _free = "launch_transport_close"
+    _what = "transport"
+
+    def __init__(self, uri=None):
+        handle = _c.c_void_p()
+        _check(_lib().launch_transport_open(_c.byref(handle), _enc(uri)))
+        self._handle = handle
+        self.uri = uri
+
 
     # queues
     def create_queue(self, definition):
@@ -398,13 +410,16 @@ class Queue:
 # ---------------------------------------------------------------- agents
 
 
-class Agent:
+class Agent(_Handle):
     """An agent polling queues and running their jobs.
 
     ``config`` is launch-config.yaml as text or a dict; ``config_path`` a file
     (not both). ``queues``, ``max_jobs`` and ``entity`` override it. Drive it
     with run() (blocks until stopped), or step() from a loop of your own.
     """
+
+    _free = "launch_agent_destroy"
+    _what = "agent"
 
     def __init__(self, transport=None, config=None, config_path=None, queues=None,
                  max_jobs=None, entity=None, use_environment=True):
@@ -432,26 +447,6 @@ class Agent:
         self._event_callback = None
         self._event_error = None
 
-    def close(self):
-        if self._handle:
-            _lib().launch_agent_destroy(self._handle)
-            self._handle = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        if getattr(self, "_handle", None) and _lib_handle is not None:
-            self.close()
-
-    @property
-    def _h(self):
-        if not self._handle:
-            raise StateError("the agent is closed")
-        return self._handle
 
     @property
     def id(self):
