@@ -50,6 +50,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -186,6 +187,19 @@ const Statement kUpdateItem = {
     "n AS (SELECT pg_notify('launch_work', entity || '/' || queue) FROM u "
     "      WHERE state = 'pending') "
     "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)"};
+
+// The same write for an item that does not end up pending (start, finish,
+// heartbeat...): nobody needs waking, so a plain UPDATE, whose row count
+// says whether the version matched. Cheaper on the server than the CTE.
+const Statement kUpdateQuiet = {
+    "update_quiet",
+    "UPDATE launch_items SET state = $3, priority = $4, spec = COALESCE($5, spec), "
+    "  updated_at = $6, started_at = $7, ended_at = $8, attempt = $9, resume_count = $10, "
+    "  lease_seconds = $11, max_attempts = $12, agent_id = $13, lease_expires_at = $14, "
+    "  run_id = $15, exit_code = $16, error_stage = $17, error_message = $18, "
+    "  warnings = $19, version = version + 1, "
+    "  recent_ops = ($20::text || recent_ops)[1:8] "
+    "WHERE id = $1 AND version = $2"};
 
 // lifecycle::claim in SQL: claimed, this agent, attempt+1, a fresh lease,
 // updated_at. One round trip; SKIP LOCKED lets concurrent claimers pass each
@@ -888,7 +902,9 @@ class PostgresTransport final : public RecordTransport {
         warnings.c_str(),
         token.c_str(),
     };
-    return c.run(kUpdateItem, params).num(0, 0) == 1;
+    if (it.state == ItemState::pending) return c.run(kUpdateItem, params).num(0, 0) == 1;
+    Result r = c.run(kUpdateQuiet, params);
+    return std::strcmp(PQcmdTuples(r.get()), "1") == 0;
   }
 
   // The items this process claimed or wrote last, with their row version:

@@ -235,7 +235,9 @@ TEST_CASE("postgres: a finish whose answer was lost succeeds once") {
   auto t = open_transport(proxy.uri());
   REQUIRE(t->claim({kQ}, "agent-1"));
   t->start(id, "agent-1", "");
-  proxy.lose_answer_to("update_item");
+  // Writes that leave the item pending wake agents (update_item); the others
+  // (start, finish, warn...) take the plain update_quiet. Both are covered.
+  proxy.lose_answer_to("update_quiet");
   // Without the operation's token the retry would find the item finished
   // and refuse the transition.
   QueueItem done = t->finish(id, "agent-1", 0);
@@ -243,10 +245,25 @@ TEST_CASE("postgres: a finish whose answer was lost succeeds once") {
   CHECK(done.state == ItemState::finished);
   CHECK(direct->get(id).state == ItemState::finished);
   // warn is not idempotent by nature: a lost answer must not add it twice.
-  proxy.lose_answer_to("update_item");
+  proxy.lose_answer_to("update_quiet");
   t->warn(id, "note");
   CHECK(proxy.lost() == 2);
   CHECK(direct->get(id).warnings == std::vector<std::string>{"note"});
+
+  // A requeue (back to pending) whose answer was lost: pending once, and the
+  // attempt it used is not counted twice.
+  std::string other = direct->push(kQ, job("b"));
+  auto claimed = t->claim({kQ}, "agent-1");
+  REQUIRE(claimed);
+  CHECK(claimed->id == other);
+  proxy.lose_answer_to("update_item");
+  QueueItem back = t->requeue(other, "agent-1", Requeue::released);
+  CHECK(proxy.lost() == 3);
+  CHECK(back.state == ItemState::pending);
+  QueueItem stored = direct->get(other);
+  CHECK(stored.state == ItemState::pending);
+  CHECK(stored.attempt == back.attempt);
+  CHECK(stored.agent_id.empty());
 }
 
 TEST_CASE("postgres: a queue created with a lost answer exists once; a second create is refused") {
