@@ -1,13 +1,15 @@
 // Transport throughput and dispatch latency, for any transport URIs given:
 //
-//   transport_bench [--items N] [--samples N] URI...
+//   transport_bench [--items N] [--samples N] [--rounds N] URI...
 //   e.g. transport_bench sqlite:///tmp/bench.db postgres://launch@127.0.0.1:55432/launch
 //
 // For each URI, on a queue of its own (deleted afterwards):
 //   push/s                   one producer pushing N items;
 //   cycles/s, 1 and 4 agents agent processes (fork, each with its own
 //                            transport) running claim -> start -> finish
-//                            until N items are done;
+//                            until N items are done; each measured --rounds
+//                            times (default 5) on a fresh queue: the median,
+//                            then the lowest and highest round;
 //   dispatch latency         an agent process blocked in wait_for_work();
 //                            the time from just before push() returns to
 //                            just after the agent's claim() returns.
@@ -167,10 +169,20 @@ Latency bench_latency(const std::string& uri, Transport& t, int samples) {
   return l;
 }
 
+// `rounds` runs of bench_cycles: "median (min-max)".
+std::string cycles_figure(const std::string& uri, Transport& t, int agents, int n, int rounds) {
+  std::vector<double> r;
+  for (int i = 0; i < rounds; ++i) r.push_back(bench_cycles(uri, t, agents, n));
+  std::sort(r.begin(), r.end());
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.0f (%.0f-%.0f)", r[r.size() / 2], r.front(), r.back());
+  return buf;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  int items = 5000, samples = 200;
+  int items = 5000, samples = 200, rounds = 5;
   std::vector<std::string> uris;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -178,15 +190,17 @@ int main(int argc, char** argv) {
       items = std::atoi(argv[++i]);
     } else if (a == "--samples" && i + 1 < argc) {
       samples = std::atoi(argv[++i]);
+    } else if (a == "--rounds" && i + 1 < argc) {
+      rounds = std::max(1, std::atoi(argv[++i]));
     } else {
       uris.push_back(a);
     }
   }
   if (uris.empty()) {
-    std::fprintf(stderr, "usage: transport_bench [--items N] [--samples N] URI...\n");
+    std::fprintf(stderr, "usage: transport_bench [--items N] [--samples N] [--rounds N] URI...\n");
     return 2;
   }
-  std::printf("%-10s %10s %14s %14s %10s %10s %10s\n", "transport", "push/s", "cycles/s 1ag",
+  std::printf("%-10s %8s %20s %20s %8s %8s %8s\n", "transport", "push/s", "cycles/s 1ag",
               "cycles/s 4ag", "p50 ms", "p95 ms", "p99 ms");
   for (const auto& uri : uris) {
     try {
@@ -194,12 +208,12 @@ int main(int argc, char** argv) {
       QueueRef q = make_queue(*t, "push");
       double push = bench_push(*t, q, items);
       t->delete_queue(q);
-      double one = bench_cycles(uri, *t, 1, items);
-      double four = bench_cycles(uri, *t, 4, items);
+      std::string one = cycles_figure(uri, *t, 1, items, rounds);
+      std::string four = cycles_figure(uri, *t, 4, items, rounds);
       Latency l = bench_latency(uri, *t, samples);
       std::string scheme = uri.substr(0, uri.find("://"));
-      std::printf("%-10s %10.0f %14.0f %14.0f %10.2f %10.2f %10.2f\n", scheme.c_str(), push, one,
-                  four, l.p50, l.p95, l.p99);
+      std::printf("%-10s %8.0f %20s %20s %8.2f %8.2f %8.2f\n", scheme.c_str(), push, one.c_str(),
+                  four.c_str(), l.p50, l.p95, l.p99);
       std::fflush(stdout);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "%s: %s\n", uri.c_str(), e.what());
