@@ -104,6 +104,14 @@ void wait_registered(launch::Transport& t) {
 // job creates a directory and two log files.
 std::string g_dir = "/tmp";
 
+// Stores are removed only when every phase is over. Deleting thousands of
+// run directories between phases would slow the next phase's file creation:
+// ext4 without a journal (this VM's root) skips recently freed inodes when
+// it allocates, walking past each one, for up to ~5 minutes after a mass
+// delete. The same holds between two runs of this bench: leave a few
+// minutes between them, or use --dir on tmpfs.
+std::vector<std::string> g_stores;
+
 struct Store {
   std::string home;
   std::shared_ptr<launch::Transport> t;
@@ -118,7 +126,7 @@ struct Store {
   }
   ~Store() {
     t.reset();
-    remove_tree(home);
+    g_stores.push_back(home);
   }
 };
 
@@ -295,7 +303,9 @@ int main(int argc, char** argv) {
     bench_idle(agent, idle_seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "agent_bench: %s\n", e.what());
+    for (const auto& home : g_stores) remove_tree(home);
     return 1;
   }
+  for (const auto& home : g_stores) remove_tree(home);
   return 0;
 }
