@@ -49,18 +49,19 @@ constexpr milliseconds kBusyHeartbeat{1000};
 // Without a wake-up descriptor from the transport, how often to try a claim.
 constexpr milliseconds kClaimPoll{250};
 
+// mkdir -p. The leaf first: a run's directory is new but its parents
+// (LAUNCH_HOME/runs) almost always exist, so that is one system call per
+// job; parents are made only when the leaf's are missing.
 void make_dirs(const std::string& path) {
-  std::string cur;
-  std::size_t pos = 0;
-  while (pos != std::string::npos) {
-    pos = path.find('/', pos + 1);
-    cur = path.substr(0, pos);
-    if (cur.empty()) continue;
-    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) {
-      throw Error(Errc::io,
-                  fmt::format("cannot create directory {}: {}", cur, std::strerror(errno)));
+  if (path.empty() || ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return;
+  if (errno == ENOENT) {
+    auto slash = path.find_last_of('/');
+    if (slash != std::string::npos && slash > 0) {
+      make_dirs(path.substr(0, slash));
+      if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return;
     }
   }
+  throw Error(Errc::io, fmt::format("cannot create directory {}: {}", path, std::strerror(errno)));
 }
 
 std::string host_name() {
