@@ -1,4 +1,5 @@
 // The agent end to end over the memory transport, with real processes.
+#include <dirent.h>
 #include <signal.h>
 
 #include <algorithm>

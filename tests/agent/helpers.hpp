@@ -3,7 +3,6 @@
 #ifndef LAUNCH_TESTS_AGENT_HELPERS_HPP
 #define LAUNCH_TESTS_AGENT_HELPERS_HPP
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,44 +17,9 @@
 
 #include <doctest/doctest.h>
 
+#include "support/temp_dir.hpp"
+
 namespace launch_test {
-
-// A directory under /tmp removed (with everything in it) at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/launch-agent-test.XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path_ = p;
-  }
-  ~TempDir() { remove_tree(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-  static void remove_tree(const std::string& path) {
-    struct stat st;
-    if (::lstat(path.c_str(), &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-      if (DIR* d = ::opendir(path.c_str())) {
-        while (struct dirent* e = ::readdir(d)) {
-          std::string name = e->d_name;
-          if (name == "." || name == "..") continue;
-          remove_tree(path + "/" + name);
-        }
-        ::closedir(d);
-      }
-      ::rmdir(path.c_str());
-    } else {
-      ::unlink(path.c_str());
-    }
-  }
-
- private:
-  std::string path_;
-};
 
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -22,20 +22,6 @@ extern char** environ;
 
 namespace conformance {
 
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/launch-conformance-XXXXXX";
-  if (!::mkdtemp(tmpl.data())) {
-    throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
-  }
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 namespace {
 
 struct MemoryFixture : Fixture {

@@ -12,20 +12,14 @@
 #include <vector>
 
 #include "launch/transport.hpp"
+#include "support/temp_dir.hpp"
 
 namespace conformance {
 
 // A directory under $TMPDIR, removed with everything in it.
-class TempDir {
+class TempDir : public launch_test::TempDir {
  public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : launch_test::TempDir("launch-conformance") {}
 };
 
 // A fresh, empty store behind one transport. Destroying it removes the store.

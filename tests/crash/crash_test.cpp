@@ -33,6 +33,7 @@
 #include "launch/error.hpp"
 #include "launch/transport.hpp"
 #include "pg_support.hpp"
+#include "support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -49,17 +50,8 @@ constexpr int kLeaseSeconds = 3;
 constexpr auto kKillEvery = std::chrono::milliseconds(300);
 constexpr auto kDeadline = std::chrono::minutes(10);
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/launch-crash.XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
+struct TempDir : launch_test::TempDir {
+  TempDir() : launch_test::TempDir("launch-crash") {}
 };
 
 // Starts argv with extra environment entries and stdout/stderr appended to
@@ -133,15 +125,15 @@ class Run {
     q.lease_seconds = kLeaseSeconds;
     q.max_attempts = 50;
     t->create_queue(q);
-    runs_log_ = dir_.path + "/runs.log";
+    runs_log_ = dir_.path() + "/runs.log";
 
     for (int a = 0; a < kAgents; ++a) agents_.push_back(start_agent());
     std::vector<pid_t> producers;
     for (int p = 0; p < kProducers; ++p) {
       producers.push_back(spawn({LAUNCH_CRASH_WORKER, "push", uri_, "team/crash",
                                  std::to_string(kJobsPerProducer), runs_log_,
-                                 dir_.path + "/ids-" + std::to_string(p)},
-                                {}, dir_.path + "/producer-" + std::to_string(p) + ".log"));
+                                 dir_.path() + "/ids-" + std::to_string(p)},
+                                {}, dir_.path() + "/producer-" + std::to_string(p) + ".log"));
     }
 
     Summary s;
@@ -216,8 +208,8 @@ class Run {
     int n = agent_starts_++;
     // One LAUNCH_HOME, as on one host: the agents' id locks live there, so
     // live agents get distinct ids and a restarted one may take a dead one's.
-    std::string home = dir_.path + "/home";
-    std::string log = dir_.path + "/agent-" + std::to_string(n) + ".log";
+    std::string home = dir_.path() + "/home";
+    std::string log = dir_.path() + "/agent-" + std::to_string(n) + ".log";
 #ifdef LAUNCH_AGENT_BIN
     return spawn({LAUNCH_AGENT_BIN, "-q", "team/crash", "--max-jobs", "2", "-e", "team"},
                  {"LAUNCH_QUEUE_URI=" + uri_, "LAUNCH_HOME=" + home}, log);
@@ -246,7 +238,7 @@ class Run {
   void check(Transport& t, Summary& s) {
     std::set<std::string> pushed;
     for (int p = 0; p < kProducers; ++p) {
-      for (auto& id : lines_of(dir_.path + "/ids-" + std::to_string(p))) {
+      for (auto& id : lines_of(dir_.path() + "/ids-" + std::to_string(p))) {
         CHECK_MESSAGE(pushed.insert(id).second, "push returned id " << id << " twice");
       }
     }
@@ -319,7 +311,7 @@ void report(const std::string& name, const Summary& s) {
 
 TEST_CASE("crash: sqlite:// — agents SIGKILLed throughout; every item ends exactly once") {
   TempDir store;
-  Run run("sqlite://" + store.path + "/launch.db", false);
+  Run run("sqlite://" + store.path() + "/launch.db", false);
   report("sqlite", run.go());
 }
 

@@ -215,35 +215,25 @@ TEST_CASE("docker: the job's Dockerfile override wins over the code's own") {
 }
 
 TEST_CASE("docker: a git source is built from a local bare repository at the given ref") {
-  std::string root = dtest::make_temp_dir("launch-git-");
-  std::string bare = root + "/repo.git";
-  std::string work = root + "/work";
-  dtest::run_ok({"git", "init", "--quiet", "--bare", bare});
-  dtest::run_ok({"git", "init", "--quiet", work});
-  dtest::write_file(work + "/Dockerfile",
+  dtest::GitRepo repo("launch-git-");
+  dtest::write_file(repo.work + "/Dockerfile",
                     "FROM " + dtest::busybox_image() + "\nCOPY run.sh /run.sh\n");
-  dtest::write_file(work + "/run.sh", "echo from-main\n", true);
-  std::vector<std::string> g = {"git", "-C", work, "-c", "user.name=t", "-c", "user.email=t@t"};
-  auto git = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv = g;
-    argv.insert(argv.end(), args.begin(), args.end());
-    dtest::run_ok(argv);
-  };
-  git({"add", "."});
-  git({"commit", "--quiet", "-m", "main"});
-  git({"branch", "-M", "main"});
-  git({"push", "--quiet", bare, "main"});
-  git({"checkout", "--quiet", "-b", "feature"});
-  dtest::write_file(work + "/run.sh", "echo from-feature\n", true);
-  git({"commit", "--quiet", "-am", "feature"});
-  git({"push", "--quiet", bare, "feature"});
-  git({"tag", "v1"});
-  git({"push", "--quiet", bare, "v1"});
+  dtest::write_file(repo.work + "/run.sh", "echo from-main\n", true);
+  repo.git({"add", "."});
+  repo.git({"commit", "--quiet", "-m", "main"});
+  repo.git({"branch", "-M", "main"});
+  repo.git({"push", "--quiet", repo.bare, "main"});
+  repo.git({"checkout", "--quiet", "-b", "feature"});
+  dtest::write_file(repo.work + "/run.sh", "echo from-feature\n", true);
+  repo.git({"commit", "--quiet", "-am", "feature"});
+  repo.git({"push", "--quiet", repo.bare, "feature"});
+  repo.git({"tag", "v1"});
+  repo.git({"push", "--quiet", repo.bare, "v1"});
 
   auto req = code_request("");
   req.item.spec.source = launch::JobSource{};
   req.item.spec.source.kind = launch::JobSource::Kind::git;
-  req.item.spec.source.git_url = bare;
+  req.item.spec.source.git_url = repo.bare;
   req.item.spec.source.git_ref = "feature";
   auto r = builder("docker")->build(req);
   dtest::track_image(r.image);

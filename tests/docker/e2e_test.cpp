@@ -232,30 +232,21 @@ TEST_CASE("e2e: a failing build ends the item failed at stage build with the bui
 
 TEST_CASE("e2e: a job from a git source builds from a local bare repository") {
   World w;
-  std::string root = dtest::make_temp_dir("launch-e2e-git-");
-  std::string bare = root + "/repo.git";
-  std::string work = root + "/work";
-  dtest::run_ok({"git", "init", "--quiet", "--bare", bare});
-  dtest::run_ok({"git", "init", "--quiet", work});
-  dtest::write_file(work + "/Dockerfile",
+  dtest::GitRepo repo("launch-e2e-git-");
+  dtest::write_file(repo.work + "/Dockerfile",
                     "FROM " + dtest::busybox_image() + "\nCOPY run.sh /run.sh\n");
-  dtest::write_file(work + "/run.sh", "echo from-git \"$@\"\n", true);
-  std::vector<std::string> g = {"git", "-C", work, "-c", "user.name=t", "-c", "user.email=t@t"};
-  for (std::vector<std::string> args : {std::vector<std::string>{"add", "."},
-                                        {"commit", "--quiet", "-m", "one"},
-                                        {"tag", "v1"},
-                                        {"push", "--quiet", bare, "HEAD:refs/heads/main", "v1"}}) {
-    std::vector<std::string> argv = g;
-    argv.insert(argv.end(), args.begin(), args.end());
-    dtest::run_ok(argv);
-  }
+  dtest::write_file(repo.work + "/run.sh", "echo from-git \"$@\"\n", true);
+  repo.git({"add", "."});
+  repo.git({"commit", "--quiet", "-m", "one"});
+  repo.git({"tag", "v1"});
+  repo.git({"push", "--quiet", repo.bare, "HEAD:refs/heads/main", "v1"});
   auto q = w.queue("git-" + dtest::run_token());
   launch::Agent agent(w.agent_config(q, "docker"), w.transport);
   launch::JobSpec spec;
   spec.name = "e2e-git";
   spec.author = "tester";
   spec.source.kind = launch::JobSource::Kind::git;
-  spec.source.git_url = bare;
+  spec.source.git_url = repo.bare;
   spec.source.git_ref = "v1";
   spec.entry_point = {"sh", "/run.sh"};
   spec.args = {"at", "v1"};

@@ -101,6 +101,20 @@ void run_ok(const std::vector<std::string>& argv) {
   REQUIRE(rc == 0);
 }
 
+GitRepo::GitRepo(const std::string& prefix) {
+  std::string root = make_temp_dir(prefix);
+  bare = root + "/repo.git";
+  work = root + "/work";
+  run_ok({"git", "init", "--quiet", "--bare", bare});
+  run_ok({"git", "init", "--quiet", work});
+}
+
+void GitRepo::git(std::vector<std::string> args) const {
+  std::vector<std::string> argv = {"git", "-C", work, "-c", "user.name=t", "-c", "user.email=t@t"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  run_ok(argv);
+}
+
 const std::string& busybox_image() {
   auto& s = state();
   {

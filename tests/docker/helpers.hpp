@@ -44,6 +44,16 @@ std::string read_file(const std::string& path);
 // Runs argv (no shell); FAILs unless it exits 0.
 void run_ok(const std::vector<std::string>& argv);
 
+// A local git server for git-source jobs: a bare repository (`bare`, the
+// job's git_url) and a work tree (`work`) that pushes to it, both in a
+// fresh temp dir.
+struct GitRepo {
+  explicit GitRepo(const std::string& prefix);
+  // git -C work with a committer identity; FAILs unless it exits 0.
+  void git(std::vector<std::string> args) const;
+  std::string bare, work;
+};
+
 // A job for the local-container runner, with a log dir of its own.
 launch::ResolvedJob make_job(const std::string& image, std::vector<std::string> argv,
                              const std::string& config = "{}");
