@@ -1,5 +1,5 @@
 # Installs the headers, both libraries, a CMake package (launch::launch,
-# launch::launch_c) with a version file, and launch.pc.
+# launch::launch_c) with a version file, launch.pc, and the Python module.
 include(CMakePackageConfigHelpers)
 
 set(LAUNCH_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/launch)
@@ -41,3 +41,30 @@ install(CODE "
 ")
 install(FILES ${PROJECT_BINARY_DIR}/pkgconfig-install/launch.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The Python module (examples/python/launch), beside a generated
+# _installed.py that names the installed C library by its full path, so
+# `import launch` works from any prefix without LAUNCH_C_LIBRARY or ldconfig.
+# The default is Debian's directory for system packages (prefix /usr); for
+# another prefix set LAUNCH_INSTALL_PYTHONDIR to a directory on sys.path
+# (e.g. lib/python3.11/dist-packages for /usr/local) or use PYTHONPATH.
+if(TARGET launch_c)
+  set(LAUNCH_INSTALL_PYTHONDIR "lib/python3/dist-packages" CACHE STRING
+      "Where the Python module goes: relative to the install prefix, or absolute")
+  install(DIRECTORY examples/python/launch DESTINATION ${LAUNCH_INSTALL_PYTHONDIR}
+          FILES_MATCHING PATTERN "*.py" PATTERN "__pycache__" EXCLUDE)
+  install(CODE "
+    set(_dir [==[${LAUNCH_INSTALL_PYTHONDIR}]==])
+    if(NOT IS_ABSOLUTE \"\${_dir}\")
+      set(_dir \"\${CMAKE_INSTALL_PREFIX}/\${_dir}\")
+    endif()
+    set(_lib \"\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:launch_c>\")
+    if(IS_ABSOLUTE [==[${CMAKE_INSTALL_LIBDIR}]==])
+      set(_lib [==[${CMAKE_INSTALL_LIBDIR}/$<TARGET_SONAME_FILE_NAME:launch_c>]==])
+    endif()
+    message(STATUS \"Installing: \$ENV{DESTDIR}\${_dir}/launch/_installed.py\")
+    file(WRITE \"\$ENV{DESTDIR}\${_dir}/launch/_installed.py\"
+         \"# Written by cmake --install: the C library installed with this module.\\n\"
+         \"LIBRARY = \\\"\${_lib}\\\"\\n\")
+  ")
+endif()

@@ -2,7 +2,9 @@
 #   1. cmake --install BUILD_DIR into WORK_DIR/prefix;
 #   2. launch.pc exists and `pkg-config --cflags launch` names the prefix's
 #      include directory, with PKG_CONFIG_PATH pointing into the prefix;
-#   3. configure, build and run the consumer project against the prefix.
+#   3. configure, build and run the consumer project against the prefix;
+#   4. the installed Python module imports from the prefix and loads the
+#      prefix's C library with no LAUNCH_C_LIBRARY or LD_LIBRARY_PATH.
 # Leaves nothing behind: the prefix and the consumer's build are removed at
 # the start and, on success, at the end.
 cmake_minimum_required(VERSION 3.16)
@@ -59,5 +61,32 @@ run("configure the consumer"
 run("build the consumer" ${CMAKE_COMMAND} --build ${consumer_build})
 run("run the consumer" ${consumer_build}/launch_consumer)
 message(STATUS "${run_output}")
+
+# ---- the Python module
+if(PYTHON_DIR)
+  find_program(PYTHON3 python3)
+  if(NOT PYTHON3)
+    message(FATAL_ERROR "install test: python3 not found (scripts/setup installs it)")
+  endif()
+  set(pydir ${PYTHON_DIR})
+  if(NOT IS_ABSOLUTE ${pydir})
+    set(pydir ${prefix}/${pydir})
+  endif()
+  unset(ENV{LAUNCH_C_LIBRARY})
+  unset(ENV{LD_LIBRARY_PATH})
+  set(ENV{PYTHONPATH} ${pydir})
+  run("python: import launch from the prefix" ${PYTHON3} -c [==[
+import os, sys
+import launch
+from launch import _installed
+pydir, prefix, version = sys.argv[1:4]
+assert launch.__file__.startswith(pydir + "/"), launch.__file__
+assert _installed.LIBRARY.startswith(prefix + "/"), _installed.LIBRARY
+assert launch.version() == version, (launch.version(), version)
+with launch.Transport("memory://") as t:
+    q = t.create_queue({"name": "q", "entity": "me", "resource": "local-process"})
+    assert q.push(name="hello", entry_point=["echo", "hi"])
+]==] ${pydir} ${prefix} ${VERSION})
+endif()
 
 file(REMOVE_RECURSE ${prefix} ${consumer_build})

@@ -3,9 +3,11 @@
 Pure ctypes, standard library only. The shared library is found, in order:
 
 1. the path in the environment variable ``LAUNCH_C_LIBRARY``;
-2. ``liblaunch_c.so.0`` on the dynamic loader's path (``LD_LIBRARY_PATH``,
+2. for a module installed by ``cmake --install``, the library installed
+   with it (its path is in ``launch/_installed.py``);
+3. ``liblaunch_c.so.0`` on the dynamic loader's path (``LD_LIBRARY_PATH``,
    the ld.so cache of an installed copy);
-3. ``ctypes.util.find_library("launch_c")``.
+4. ``ctypes.util.find_library("launch_c")``.
 
 Example::
 
@@ -186,7 +188,13 @@ def _candidates():
     path = os.environ.get("LAUNCH_C_LIBRARY")
     if path:
         return [path]
-    names = ["liblaunch_c.0.dylib"] if sys.platform == "darwin" else ["liblaunch_c.so.0"]
+    names = []
+    try:
+        from . import _installed  # written by cmake --install, absent in the source tree
+        names.append(_installed.LIBRARY)
+    except ImportError:
+        pass
+    names += ["liblaunch_c.0.dylib"] if sys.platform == "darwin" else ["liblaunch_c.so.0"]
     found = ctypes.util.find_library("launch_c")
     if found:
         names.append(found)
