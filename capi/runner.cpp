@@ -1,5 +1,6 @@
 // Custom runners from C: the launch_runner vtable bridged into
 // launch::Runner and launch::Run, registered like any built-in runner.
+#include <cstddef>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -132,11 +133,40 @@ class CRunner : public launch::Runner {
     return std::make_unique<CRun>(reg_, std::string(id.data()));
   }
 
+  std::unique_ptr<launch::Run> reattach(const launch::QueueItem& item,
+                                        const launch::QueueDef&) override {
+    if (!reg_->vt.reattach) return nullptr;
+    std::string text = launch::to_json(item);
+    std::vector<char> id(LAUNCH_RUN_ID_MAX, '\0');
+    launch_error_set(LAUNCH_OK, nullptr);
+    int rc = reg_->vt.reattach(reg_->vt.user, text.c_str(), id.data(), id.size());
+    if (rc == LAUNCH_ENOTFOUND) return nullptr;
+    if (rc != LAUNCH_OK) {
+      throw Error(launch::capi::errc_from_code(rc), reg_->failure("reattach", rc));
+    }
+    id.back() = '\0';
+    if (id[0] == '\0') {
+      throw Error(Errc::invalid,
+                  "runner \"" + reg_->name + "\": reattach succeeded but wrote no run id");
+    }
+    return std::make_unique<CRun>(reg_, std::string(id.data()));
+  }
+
   bool needs_image() const override { return reg_->vt.needs_image != 0; }
 
  private:
   std::shared_ptr<Registration> reg_;
 };
+
+// The caller's struct as this library's: only the fields its version has
+// are read (a version 1 struct ends before reattach); the rest stay NULL.
+launch_runner copy_runner(const launch_runner& runner) {
+  launch_runner vt{};
+  std::size_t size = runner.version >= 2 ? sizeof(launch_runner)
+                                         : offsetof(launch_runner, reattach);
+  std::memcpy(&vt, &runner, size);
+  return vt;
+}
 
 // Names registered through this API, so unregister can tell them apart and
 // a replaced registration is released outside the runner registry's lock.
@@ -169,7 +199,7 @@ int launch_runner_register(const char* name, const launch_runner* runner) {
       throw Error(Errc::invalid, "runner \"" + std::string(name) + "\": the " + missing +
                                      " callback is NULL");
     }
-    auto reg = std::make_shared<Registration>(name, *runner);
+    auto reg = std::make_shared<Registration>(name, copy_runner(*runner));
     launch::RunnerFactory factory = [reg](const launch::RunnerContext&) {
       return std::unique_ptr<launch::Runner>(new CRunner(reg));
     };

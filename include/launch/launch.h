@@ -221,11 +221,12 @@ typedef struct launch_run_status {
   char message[LAUNCH_RUN_MESSAGE_MAX]; /* why it failed/stopped; NUL-terminated */
 } launch_run_status;
 
-#define LAUNCH_RUNNER_VERSION 1
+#define LAUNCH_RUNNER_VERSION 2
 /* Each callback gets `user` first and returns LAUNCH_OK or a negative code,
  * after launch_error_set() to say why. A failed submit fails the item with
  * that message; a failed poll reports the run failed with it. Callbacks run
- * on the agent's thread. */
+ * on the agent's thread. Fields marked "since version N" are read only when
+ * `version` >= N, so a struct built against an older launch.h stays valid. */
 typedef struct launch_runner {
   unsigned int version; /* LAUNCH_RUNNER_VERSION */
   void *user;
@@ -244,12 +245,22 @@ typedef struct launch_runner {
   /* Called once, when no agent uses the runner any more and it has been
    * replaced or unregistered. Optional. */
   void (*destroy)(void *user);
+  /* Since version 2. When an agent starts and finds items that an earlier
+   * run of it held (it was killed or restarted), finds the run started for
+   * one: `item_json` is the item, with the "id" and "run_id" that the job
+   * handed to submit carried (as "item" and as LAUNCH_ITEM_ID/LAUNCH_RUN_ID
+   * in its env). Writes the run's id into `run_id` and returns LAUNCH_OK; the agent then
+   * polls it as its own. LAUNCH_ENOTFOUND when the run is gone: the item
+   * fails at stage agent, "agent restarted; run lost". Optional: NULL is
+   * the same as ENOTFOUND. */
+  int (*reattach)(void *user, const char *item_json, char *run_id, size_t run_id_size);
 } launch_runner;
 
 /* Registers (or replaces) the runner for resource `name`: a queue whose
  * resource is `name` hands its jobs to it. The struct is copied. On failure
  * destroy is not called and `user` stays the caller's. LAUNCH_EINVALID for
- * an unknown version, an empty name or a missing required callback. */
+ * an unknown version (1 and 2 are known), an empty name or a missing
+ * required callback. */
 LAUNCH_EXPORT int launch_runner_register(const char *name, const launch_runner *runner);
 /* Removes the runner of `name`; agents that already use it keep it until
  * they are destroyed. LAUNCH_ENOTFOUND when none was registered here. */

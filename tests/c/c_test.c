@@ -50,8 +50,9 @@ struct scheduler {
   int submitted;
   int polls[MAX_JOBS];
   int cancelled[MAX_JOBS];
-  int hold;      /* nonzero: runs stay RUNNING */
-  int destroyed; /* destroy calls */
+  int hold;       /* nonzero: runs stay RUNNING */
+  int destroyed;  /* destroy calls */
+  int reattached; /* reattach calls */
 };
 
 static int run_index(const char *run_id) { return atoi(run_id + strlen("sched-")); }
@@ -101,6 +102,29 @@ static int sched_cancel(void *user, const char *run_id, int grace_ms) {
   CHECK(grace_ms >= 0);
   s->cancelled[run_index(run_id)] = 1;
   return LAUNCH_OK;
+}
+
+/* Finds the run submitted for the item, by the LAUNCH_ITEM_ID its job's env
+ * carried; a job named "lost" is gone from the scheduler. */
+static int sched_reattach(void *user, const char *item_json, char *run_id, size_t run_id_size) {
+  struct scheduler *s = user;
+  const char *at = strstr(item_json, "\"id\":\"");
+  char want[128];
+  int i;
+  s->reattached++;
+  CHECK(at != NULL);
+  if (!at || contains(item_json, "\"name\":\"lost\"")) {
+    return launch_error_set(LAUNCH_ENOTFOUND, "the scheduler has no such job");
+  }
+  at += strlen("\"id\":\"");
+  snprintf(want, sizeof want, "\"LAUNCH_ITEM_ID\":\"%.*s\"", (int)strcspn(at, "\""), at);
+  for (i = 0; i < s->submitted; ++i) {
+    if (contains(s->jobs[i], want)) {
+      snprintf(run_id, run_id_size, "sched-%d", i);
+      return LAUNCH_OK;
+    }
+  }
+  return launch_error_set(LAUNCH_ENOTFOUND, "the scheduler has no such job");
 }
 
 static void sched_destroy(void *user) {
@@ -451,7 +475,7 @@ static void test_runner_registration(void) {
   r.version = 0;
   CHECK_FAILS(launch_runner_register("x", &r), LAUNCH_EINVALID, "version 0");
   r.version = LAUNCH_RUNNER_VERSION + 1;
-  CHECK_FAILS(launch_runner_register("x", &r), LAUNCH_EINVALID, "version 2");
+  CHECK_FAILS(launch_runner_register("x", &r), LAUNCH_EINVALID, "version 3");
   r = scheduler_runner(&s);
   r.submit = NULL;
   CHECK_FAILS(launch_runner_register("x", &r), LAUNCH_EINVALID, "submit");
@@ -588,6 +612,65 @@ static void test_agent_with_runner(launch_transport *t) {
   launch_free(held_id);
 }
 
+/* Agent `first` holds two running items and goes away as if killed; a new
+ * agent (same home, so the same id) asks the runner for their runs. */
+static void restart_agent(launch_transport *t, const char *queue, struct scheduler *s,
+                          char **kept_id, char **lost_id) {
+  launch_agent *first, *second;
+  int i;
+  s->hold = 1;
+  *kept_id = push(t, queue, "{\"name\": \"kept\"}");
+  *lost_id = push(t, queue, "{\"name\": \"lost\"}");
+  first = make_agent(t, queue, 2);
+  for (i = 0; i < 500 && count_items(t, queue, "running") < 2; ++i) {
+    CHECK(launch_agent_step(first, 10) == 1);
+  }
+  CHECK(count_items(t, queue, "running") == 2);
+  launch_agent_destroy(first); /* no drain, no cancel: the runs go on */
+  s->hold = 0;
+  second = make_agent(t, queue, 2);
+  step_until_idle(second, t, queue);
+  launch_agent_destroy(second);
+}
+
+static void test_reattach(launch_transport *t) {
+  struct scheduler s;
+  launch_runner r;
+  char *kept_id, *lost_id;
+
+  CHECK_OK(launch_queue_create(t, "name: resume\nentity: c-test\nresource: resumable\n", NULL));
+
+  /* Version 2: the kept run is followed to its end, the lost one fails. */
+  memset(&s, 0, sizeof s);
+  r = scheduler_runner(&s);
+  r.reattach = sched_reattach;
+  CHECK_OK(launch_runner_register("resumable", &r));
+  restart_agent(t, "c-test/resume", &s, &kept_id, &lost_id);
+  CHECK(s.reattached == 2);
+  CHECK(s.submitted == 2); /* nothing ran twice */
+  CHECK(item_has(t, kept_id, "\"state\":\"finished\""));
+  CHECK(item_has(t, lost_id, "\"state\":\"failed\""));
+  CHECK(item_has(t, lost_id, "agent restarted; run lost"));
+  launch_free(kept_id);
+  launch_free(lost_id);
+  CHECK_OK(launch_runner_unregister("resumable"));
+
+  /* A version 1 struct ends before reattach: that slot is never read,
+   * whatever it holds, and both runs are lost as before version 2. */
+  memset(&s, 0, sizeof s);
+  r = scheduler_runner(&s);
+  r.version = 1;
+  r.reattach = sched_reattach; /* past the end of a version 1 struct */
+  CHECK_OK(launch_runner_register("resumable", &r));
+  restart_agent(t, "c-test/resume", &s, &kept_id, &lost_id);
+  CHECK(s.reattached == 0);
+  CHECK(item_has(t, kept_id, "agent restarted; run lost"));
+  CHECK(item_has(t, lost_id, "agent restarted; run lost"));
+  launch_free(kept_id);
+  launch_free(lost_id);
+  CHECK_OK(launch_runner_unregister("resumable"));
+}
+
 int main(void) {
   launch_transport *t = NULL;
   char home[128];
@@ -607,6 +690,7 @@ int main(void) {
   test_agent_options(t);
   test_runner_registration();
   test_agent_with_runner(t);
+  test_reattach(t);
   launch_transport_close(t);
   CHECK_OK(launch_log_set_sink(NULL, NULL));
   CHECK_OK(launch_log_set_level(LAUNCH_LOG_INFO));

@@ -29,6 +29,7 @@ class RecordingRunner(launch.Runner):
         self.cancelled = []
         self.closed = threading.Event()
         self.hold = False
+        self.reattached = []
 
     def submit(self, job):
         if job["item"]["spec"]["name"] == "bad":
@@ -49,6 +50,16 @@ class RecordingRunner(launch.Runner):
 
     def cancel(self, run_id, grace):
         self.cancelled.append(run_id)
+
+    def reattach(self, item):
+        """The run submitted for the item, unless the job is named "gone"."""
+        self.reattached.append(item["id"])
+        if item["spec"]["name"] == "gone":
+            return None
+        for run_id, job in self.jobs.items():
+            if job["item"]["id"] == item["id"]:
+                return run_id
+        return None
 
     def close(self):
         self.closed.set()
@@ -240,6 +251,31 @@ class AgentTest(LaunchTestCase):
                     pass
             self.assertEqual(runner.cancelled, ["py-0"])
             self.assertEqual(t.item(item)["state"], "pending")
+
+    def test_a_restarted_agent_follows_its_runs_again(self):
+        runner = self.runner("py-resume")
+        runner.hold = True
+        with launch.Transport("memory://") as t:
+            q = t.create_queue(QUEUE_YAML.format(name="resume", resource="py-resume"))
+            kept = q.push(name="kept")
+            gone = q.push(name="gone")
+            first = launch.Agent(t, config=self.config, queues=[q.ref], use_environment=False,
+                                 max_jobs=2)
+            for _ in range(1000):
+                if len(t.items(q.ref, "running")) == 2:
+                    break
+                first.step(0.01)
+            self.assertEqual(len(t.items(q.ref, "running")), 2)
+            first.close()  # as if killed: no drain, no cancel; the runs go on
+            runner.hold = False
+            second = self.agent(t, q.ref, max_jobs=2)
+            self.step_until_idle(second, t, q.ref)
+            self.assertEqual(sorted(runner.reattached), sorted([kept, gone]))
+            self.assertEqual(t.item(kept)["state"], "finished")
+            item = t.item(gone)
+            self.assertEqual(item["state"], "failed")
+            self.assertIn("agent restarted; run lost", item["error"]["message"])
+            self.assertEqual(len(runner.jobs), 2)  # nothing was submitted twice
 
     def test_bad_agent_config_names_the_key(self):
         with launch.Transport("memory://") as t:

@@ -93,7 +93,7 @@ _ERRORS = {cls.code: cls for cls in (
 
 LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE = range(5)
 _STOP_DRAIN, _STOP_CANCEL = 0, 1
-_RUNNER_VERSION = 1
+_RUNNER_VERSION = 2
 _AGENT_OPTIONS_VERSION = 1
 
 # ---------------------------------------------------------------- the library
@@ -117,6 +117,7 @@ class _RunStatusStruct(_c.Structure):
 _POLL_FN = _c.CFUNCTYPE(_c.c_int, _c.c_void_p, _c.c_char_p, _c.POINTER(_RunStatusStruct))
 _CANCEL_FN = _c.CFUNCTYPE(_c.c_int, _c.c_void_p, _c.c_char_p, _c.c_int)
 _DESTROY_FN = _c.CFUNCTYPE(None, _c.c_void_p)
+_REATTACH_FN = _c.CFUNCTYPE(_c.c_int, _c.c_void_p, _c.c_char_p, _c.c_void_p, _c.c_size_t)
 
 
 class _RunnerStruct(_c.Structure):
@@ -128,6 +129,7 @@ class _RunnerStruct(_c.Structure):
         ("poll", _POLL_FN),
         ("cancel", _CANCEL_FN),
         ("destroy", _DESTROY_FN),
+        ("reattach", _REATTACH_FN),
     ]
 
 
@@ -543,6 +545,10 @@ class Runner:
       argv, env, log_dir, agent_id, gpus) and returns the run's id (a str);
     - poll(run_id) returns a RunStatus (or just a phase string);
     - cancel(run_id, grace) asks the run to stop within grace seconds;
+    - reattach(item) is asked, when an agent restarts, for the run it started
+      for `item` (a dict; its "id" and "run_id" are those the job carried):
+      return the run's id, or None when the run is gone (the item then fails
+      "agent restarted; run lost", which is also what the default does);
     - close() is called when launch no longer uses the runner.
 
     An exception in submit fails the job's item with its text; in poll, it
@@ -560,6 +566,9 @@ class Runner:
     def cancel(self, run_id, grace):
         pass
 
+    def reattach(self, item):
+        return None
+
     def close(self):
         pass
 
@@ -576,15 +585,30 @@ def _fail(e):
     return code
 
 
+def _write_run_id(what, rid, run_id, size):
+    """Copies the run id a runner's `what` returned into launch's buffer."""
+    if not isinstance(rid, str) or not rid:
+        raise TypeError(f"{what} must return the run id as a non-empty str, got {rid!r}")
+    data = rid.encode("utf-8")
+    if len(data) + 1 > size:
+        raise ValueError(f"run id {rid!r} is longer than {size - 1} bytes")
+    _c.memmove(run_id, data + b"\0", len(data) + 1)
+
+
 def _submit(user, job_json, run_id, size):
     try:
-        rid = _runners[user].submit(json.loads(job_json))
-        if not isinstance(rid, str) or not rid:
-            raise TypeError(f"submit must return the run id as a non-empty str, got {rid!r}")
-        data = rid.encode("utf-8")
-        if len(data) + 1 > size:
-            raise ValueError(f"run id {rid!r} is longer than {size - 1} bytes")
-        _c.memmove(run_id, data + b"\0", len(data) + 1)
+        _write_run_id("submit", _runners[user].submit(json.loads(job_json)), run_id, size)
+        return 0
+    except BaseException as e:
+        return _fail(e)
+
+
+def _reattach(user, item_json, run_id, size):
+    try:
+        rid = _runners[user].reattach(json.loads(item_json))
+        if rid is None:
+            return NotFoundError.code
+        _write_run_id("reattach", rid, run_id, size)
         return 0
     except BaseException as e:
         return _fail(e)
@@ -631,6 +655,7 @@ _SUBMIT = _SUBMIT_FN(_submit)
 _POLL = _POLL_FN(_poll)
 _CANCEL = _CANCEL_FN(_cancel)
 _DESTROY = _DESTROY_FN(_destroy)
+_REATTACH = _REATTACH_FN(_reattach)
 
 
 def register_runner(name, runner):
@@ -642,7 +667,8 @@ def register_runner(name, runner):
         _runners[token] = runner
     vt = _RunnerStruct(version=_RUNNER_VERSION, user=token,
                        needs_image=1 if runner.needs_image else 0,
-                       submit=_SUBMIT, poll=_POLL, cancel=_CANCEL, destroy=_DESTROY)
+                       submit=_SUBMIT, poll=_POLL, cancel=_CANCEL, destroy=_DESTROY,
+                       reattach=_REATTACH)
     rc = _lib().launch_runner_register(_enc(name), _c.byref(vt))
     if rc < 0:
         with _runners_lock:
