@@ -172,18 +172,20 @@ const Statement kInsertItem = {
     "SELECT id FROM ins WHERE (SELECT count(*) FROM n) >= 0 "
     "UNION ALL SELECT item_id FROM launch_pushes WHERE push_key = $10"};
 
-// Compare-and-set of every mutable column; records the op token among the
-// item's recent_ops and wakes agents when the item is pending afterwards.
+// The compare-and-set write of every mutable column ($1 id, $2 the version
+// read, $20 the op token, pushed onto the item's recent_ops).
+#define LAUNCH_ITEM_CAS                                                                    \
+  "UPDATE launch_items SET state = $3, priority = $4, spec = COALESCE($5, spec), "       \
+  "  updated_at = $6, started_at = $7, ended_at = $8, attempt = $9, resume_count = $10, " \
+  "  lease_seconds = $11, max_attempts = $12, agent_id = $13, lease_expires_at = $14, "   \
+  "  run_id = $15, exit_code = $16, error_stage = $17, error_message = $18, "            \
+  "  warnings = $19, version = version + 1, recent_ops = ($20::text || recent_ops)[1:8] " \
+  "WHERE id = $1 AND version = $2"
+
+// LAUNCH_ITEM_CAS for an item that ends up pending: wakes agents too.
 const Statement kUpdateItem = {
     "update_item",
-    "WITH u AS ("
-    "  UPDATE launch_items SET state = $3, priority = $4, spec = COALESCE($5, spec), "
-    "    updated_at = $6, started_at = $7, ended_at = $8, attempt = $9, resume_count = $10, "
-    "    lease_seconds = $11, max_attempts = $12, agent_id = $13, lease_expires_at = $14, "
-    "    run_id = $15, exit_code = $16, error_stage = $17, error_message = $18, "
-    "    warnings = $19, version = version + 1, "
-    "    recent_ops = ($20::text || recent_ops)[1:8] "
-    "  WHERE id = $1 AND version = $2 RETURNING id, entity, queue, state), "
+    "WITH u AS (" LAUNCH_ITEM_CAS " RETURNING id, entity, queue, state), "
     "n AS (SELECT pg_notify('launch_work', entity || '/' || queue) FROM u "
     "      WHERE state = 'pending') "
     "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)"};
@@ -191,15 +193,7 @@ const Statement kUpdateItem = {
 // The same write for an item that does not end up pending (start, finish,
 // heartbeat...): nobody needs waking, so a plain UPDATE, whose row count
 // says whether the version matched. Cheaper on the server than the CTE.
-const Statement kUpdateQuiet = {
-    "update_quiet",
-    "UPDATE launch_items SET state = $3, priority = $4, spec = COALESCE($5, spec), "
-    "  updated_at = $6, started_at = $7, ended_at = $8, attempt = $9, resume_count = $10, "
-    "  lease_seconds = $11, max_attempts = $12, agent_id = $13, lease_expires_at = $14, "
-    "  run_id = $15, exit_code = $16, error_stage = $17, error_message = $18, "
-    "  warnings = $19, version = version + 1, "
-    "  recent_ops = ($20::text || recent_ops)[1:8] "
-    "WHERE id = $1 AND version = $2"};
+const Statement kUpdateQuiet = {"update_quiet", LAUNCH_ITEM_CAS};
 
 // lifecycle::claim in SQL: claimed, this agent, attempt+1, a fresh lease,
 // updated_at. One round trip; SKIP LOCKED lets concurrent claimers pass each

@@ -84,6 +84,14 @@ class LaunchTestCase(unittest.TestCase):
         self.addCleanup(launch.unregister_runner, name)
         return runner
 
+    def step_until_running(self, agent, transport, queue, count, turns=1000):
+        """Steps `agent` until `count` items of `queue` are running."""
+        for _ in range(turns):
+            if len(transport.items(queue, "running")) == count:
+                return
+            agent.step(0.01)
+        self.assertEqual(len(transport.items(queue, "running")), count)
+
     def step_until_idle(self, agent, transport, queue, turns=5000):
         for _ in range(turns):
             if (not transport.items(queue, "pending") and not transport.items(queue, "claimed")
@@ -239,10 +247,8 @@ class AgentTest(LaunchTestCase):
             q = t.create_queue(QUEUE_YAML.format(name="hold", resource="py-hold"))
             item = q.push(name="held")
             with self.agent(t, q.ref) as agent:
-                for _ in range(1000):
-                    if t.item(item)["state"] == "running":
-                        break
-                    agent.step(0.01)
+                self.step_until_running(agent, t, q.ref, 1)
+                self.assertEqual(t.item(item)["state"], "running")
                 self.assertEqual(agent.running_jobs, 1)
                 with self.assertRaises(launch.StateError):
                     q.delete()
@@ -261,11 +267,7 @@ class AgentTest(LaunchTestCase):
             gone = q.push(name="gone")
             first = launch.Agent(t, config=self.config, queues=[q.ref], use_environment=False,
                                  max_jobs=2)
-            for _ in range(1000):
-                if len(t.items(q.ref, "running")) == 2:
-                    break
-                first.step(0.01)
-            self.assertEqual(len(t.items(q.ref, "running")), 2)
+            self.step_until_running(first, t, q.ref, 2)
             first.close()  # as if killed: no drain, no cancel; the runs go on
             runner.hold = False
             second = self.agent(t, q.ref, max_jobs=2)
