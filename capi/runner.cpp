@@ -124,13 +124,7 @@ class CRunner : public launch::Runner {
     std::vector<char> id(LAUNCH_RUN_ID_MAX, '\0');
     launch_error_set(LAUNCH_OK, nullptr);
     int rc = reg_->vt.submit(reg_->vt.user, text.c_str(), id.data(), id.size());
-    if (rc != LAUNCH_OK) throw Error(launch::capi::errc_from_code(rc), reg_->failure("submit", rc));
-    id.back() = '\0';
-    if (id[0] == '\0') {
-      throw Error(Errc::invalid,
-                  "runner \"" + reg_->name + "\": submit succeeded but wrote no run id");
-    }
-    return std::make_unique<CRun>(reg_, std::string(id.data()));
+    return named_run("submit", rc, id);
   }
 
   std::unique_ptr<launch::Run> reattach(const launch::QueueItem& item,
@@ -141,20 +135,26 @@ class CRunner : public launch::Runner {
     launch_error_set(LAUNCH_OK, nullptr);
     int rc = reg_->vt.reattach(reg_->vt.user, text.c_str(), id.data(), id.size());
     if (rc == LAUNCH_ENOTFOUND) return nullptr;
-    if (rc != LAUNCH_OK) {
-      throw Error(launch::capi::errc_from_code(rc), reg_->failure("reattach", rc));
-    }
-    id.back() = '\0';
-    if (id[0] == '\0') {
-      throw Error(Errc::invalid,
-                  "runner \"" + reg_->name + "\": reattach succeeded but wrote no run id");
-    }
-    return std::make_unique<CRun>(reg_, std::string(id.data()));
+    return named_run("reattach", rc, id);
   }
 
   bool needs_image() const override { return reg_->vt.needs_image != 0; }
 
  private:
+  // The run that `callback` (submit, reattach) returned `rc` for and wrote
+  // the id of into `id`.
+  std::unique_ptr<launch::Run> named_run(const char* callback, int rc, std::vector<char>& id) {
+    if (rc != LAUNCH_OK) {
+      throw Error(launch::capi::errc_from_code(rc), reg_->failure(callback, rc));
+    }
+    id.back() = '\0';
+    if (id[0] == '\0') {
+      throw Error(Errc::invalid, "runner \"" + reg_->name + "\": " + callback +
+                                     " succeeded but wrote no run id");
+    }
+    return std::make_unique<CRun>(reg_, std::string(id.data()));
+  }
+
   std::shared_ptr<Registration> reg_;
 };
 
