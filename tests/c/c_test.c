@@ -671,6 +671,35 @@ static void test_reattach(launch_transport *t) {
   CHECK_OK(launch_runner_unregister("resumable"));
 }
 
+/* A runner that reports success without naming the run. */
+static int silent_submit(void *user, const char *job_json, char *run_id, size_t run_id_size) {
+  (void)user;
+  (void)job_json;
+  (void)run_id;
+  (void)run_id_size;
+  return LAUNCH_OK;
+}
+
+static void test_runner_without_run_id(launch_transport *t) {
+  struct scheduler s;
+  launch_runner r;
+  launch_agent *agent;
+  char *id;
+  memset(&s, 0, sizeof s);
+  r = scheduler_runner(&s);
+  r.submit = silent_submit;
+  CHECK_OK(launch_runner_register("silent", &r));
+  CHECK_OK(launch_queue_create(t, "name: silent\nentity: c-test\nresource: silent\n", NULL));
+  id = push(t, "c-test/silent", "{\"name\": \"nameless\"}");
+  agent = make_agent(t, "c-test/silent", 1);
+  step_until_idle(agent, t, "c-test/silent");
+  launch_agent_destroy(agent);
+  CHECK(item_has(t, id, "\"state\":\"failed\""));
+  CHECK(item_has(t, id, "runner \\\"silent\\\": submit succeeded but wrote no run id"));
+  launch_free(id);
+  CHECK_OK(launch_runner_unregister("silent"));
+}
+
 int main(void) {
   launch_transport *t = NULL;
   char home[128];
@@ -691,6 +720,7 @@ int main(void) {
   test_runner_registration();
   test_agent_with_runner(t);
   test_reattach(t);
+  test_runner_without_run_id(t);
   launch_transport_close(t);
   CHECK_OK(launch_log_set_sink(NULL, NULL));
   CHECK_OK(launch_log_set_level(LAUNCH_LOG_INFO));
