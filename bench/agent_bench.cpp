@@ -297,15 +297,15 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("stores and run logs under %s\n", g_dir.c_str());
+  int rc = 0;
   try {
     bench_dispatch(agent, jobs);
     bench_throughput(agent, throughput_jobs);
     bench_idle(agent, idle_seconds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "agent_bench: %s\n", e.what());
-    for (const auto& home : g_stores) remove_tree(home);
-    return 1;
+    rc = 1;
   }
   for (const auto& home : g_stores) remove_tree(home);
-  return 0;
+  return rc;
 }
