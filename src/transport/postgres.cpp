@@ -191,8 +191,9 @@ const Statement kUpdateItem = {
     "SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n)"};
 
 // The same write for an item that does not end up pending (start, finish,
-// heartbeat...): nobody needs waking, so a plain UPDATE, whose row count
-// says whether the version matched. Cheaper on the server than the CTE.
+// heartbeat...): nobody needs waking, so a plain UPDATE without the NOTIFY
+// branch and counting subqueries; its row count says whether the version
+// matched.
 const Statement kUpdateQuiet = {"update_quiet", LAUNCH_ITEM_CAS};
 
 // lifecycle::claim in SQL: claimed, this agent, attempt+1, a fresh lease,
