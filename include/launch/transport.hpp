@@ -62,6 +62,12 @@ struct HeartbeatReply {
   std::vector<std::string> lost;
 };
 
+// What Transport::finish_and_claim() did.
+struct FinishAndClaim {
+  QueueItem finished;            // the item it ended
+  std::optional<QueueItem> next;  // the item it claimed then; empty: none
+};
+
 // Why an agent hands an item back to pending.
 enum class Requeue {
   released,   // the agent is shutting down (second SIGTERM); attempt kept
@@ -110,6 +116,13 @@ class LAUNCH_EXPORT Transport {
   // Exit code 0 -> finished; anything else -> failed at stage `run`.
   virtual QueueItem finish(const std::string& item_id, const std::string& agent_id,
                            int exit_code) = 0;
+  // finish() and then claim(), for an agent whose run ended and that wants
+  // its next item. postgres:// sends both in one round trip and commits them
+  // together; other transports do one after the other. A refused finish
+  // throws and claims nothing; the finish stands whatever the claim finds.
+  virtual FinishAndClaim finish_and_claim(const std::string& item_id,
+                                          const std::string& agent_id, int exit_code,
+                                          const std::vector<QueueRef>& queues);
   virtual QueueItem fail(const std::string& item_id, const std::string& agent_id,
                          const ItemError& error,
                          std::optional<int> exit_code = std::nullopt) = 0;

@@ -16,6 +16,15 @@ namespace launch {
 
 Transport::~Transport() = default;
 
+FinishAndClaim Transport::finish_and_claim(const std::string& item_id,
+                                           const std::string& agent_id, int exit_code,
+                                           const std::vector<QueueRef>& queues) {
+  FinishAndClaim out;
+  out.finished = finish(item_id, agent_id, exit_code);
+  out.next = claim(queues, agent_id);
+  return out;
+}
+
 bool Transport::wait_for_work(std::chrono::milliseconds timeout) {
   int fd = notify_fd();
   if (fd < 0) {

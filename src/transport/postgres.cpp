@@ -33,6 +33,9 @@
 //     whichever comes second finds the version moved, reads again and then
 //     finds the token. It also means a read-modify-write never overwrites a
 //     concurrent writer: on a conflict it reads and applies fn again.
+//   - finish_and_claim sends the finish's compare-and-set and the claim in
+//     one pipeline, which the server runs as one transaction: the finish's
+//     token on the item means both committed.
 //   - create_queue keeps its token on the queue row; delete_queue and the
 //     agent table writes are idempotent by nature.
 // A claim whose answer was lost and that committed only after its retry
@@ -327,6 +330,33 @@ class Result {
   PGresult* r_;
 };
 
+// A statement's parameters: the texts it owns, and SQL NULLs.
+class Params {
+ public:
+  Params& add(std::string text) {
+    texts_.push_back(std::move(text));
+    nulls_.push_back(false);
+    return *this;
+  }
+  Params& add_null() {
+    texts_.emplace_back();
+    nulls_.push_back(true);
+    return *this;
+  }
+  // Valid while this object lives unchanged.
+  std::vector<const char*> get() const {
+    std::vector<const char*> out;
+    for (std::size_t i = 0; i < texts_.size(); ++i) {
+      out.push_back(nulls_[i] ? nullptr : texts_[i].c_str());
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> texts_;
+  std::vector<bool> nulls_;
+};
+
 // SQLSTATEs that mean the server, not the statement, failed: the
 // connection is gone or about to be (class 08; admin, crash or startup
 // shutdown: 57P01-57P03).
@@ -347,13 +377,44 @@ class Conn {
   // Runs a prepared statement (preparing it on this connection first).
   // NULL entries of `params` are SQL NULLs.
   Result run(const Statement& st, const std::vector<const char*>& params) {
-    if (!prepared_.count(st.name)) {
-      check(Result(PQprepare(pg_, st.name, st.sql, 0, nullptr)), st.name);
-      prepared_.insert(st.name);
-    }
+    prepare(st);
     return check(Result(PQexecPrepared(pg_, st.name, static_cast<int>(params.size()),
                                        params.data(), nullptr, nullptr, 0)),
                  st.name);
+  }
+
+  // Runs prepared statements in one round trip (libpq's pipeline mode) and
+  // one implicit transaction: they commit together, and an error aborts the
+  // ones after it. One Result per statement, checked in order.
+  using Step = std::pair<const Statement*, std::vector<const char*>>;
+  std::vector<Result> run_pipeline(const std::vector<Step>& steps) {
+    for (const auto& s : steps) prepare(*s.first);
+    if (PQenterPipelineMode(pg_) != 1) throw ConnectionLost{"cannot enter pipeline mode"};
+    for (const auto& s : steps) {
+      if (PQsendQueryPrepared(pg_, s.first->name, static_cast<int>(s.second.size()),
+                              s.second.data(), nullptr, nullptr, 0) != 1) {
+        throw ConnectionLost{fmt::format("{}: {}", s.first->name, PQerrorMessage(pg_))};
+      }
+    }
+    if (PQpipelineSync(pg_) != 1) throw ConnectionLost{"pipeline sync failed"};
+    std::vector<Result> out;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      out.emplace_back(PQgetResult(pg_));
+      if (!out.back().get()) break;   // the connection failed
+      PQclear(PQgetResult(pg_));      // the null that ends each statement's results
+    }
+    if (out.size() == steps.size() && out.back().get()) {
+      Result sync(PQgetResult(pg_));
+      if (sync.get() && PQresultStatus(sync.get()) == PGRES_PIPELINE_SYNC) {
+        PQexitPipelineMode(pg_);
+      }
+    }
+    // A connection left in pipeline mode is not pooled again (release()).
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+      if (i == out.size()) throw ConnectionLost{"connection lost in a pipeline"};
+      out[i] = check(std::move(out[i]), steps[i].first->name);
+    }
+    return out;
   }
 
   // Runs plain SQL text (one or more statements, no parameters).
@@ -377,6 +438,12 @@ class Conn {
   const std::string& last_sqlstate() const { return last_sqlstate_; }
 
  private:
+  void prepare(const Statement& st) {
+    if (prepared_.count(st.name)) return;
+    check(Result(PQprepare(pg_, st.name, st.sql, 0, nullptr)), st.name);
+    prepared_.insert(st.name);
+  }
+
   PGconn* pg_;
   std::set<std::string> prepared_;
   std::string last_sqlstate_;
@@ -572,34 +639,78 @@ class PostgresTransport final : public RecordTransport {
                                  const std::string& agent_id) override {
     if (agent_id.empty()) throw Error(Errc::invalid, "claim: agent id is empty");
     if (queues.empty()) return std::nullopt;
-    std::vector<std::string> entities, names;
-    for (const auto& q : queues) {
-      entities.push_back(q.entity);
-      names.push_back(q.name);
-    }
-    std::string ents = text_array(entities), nams = text_array(names), token = random_token();
+    std::string token = random_token();
     std::optional<QueueItem> out;
     with_retry("claim", [&](Conn& c, bool retrying) {
       out.reset();
-      if (retrying) {
-        Result done = c.run(kClaimedByOp, {token.c_str(), agent_id.c_str()});
-        if (done.rows() > 0) {
-          out = row_to_item(done, 0).item;  // an earlier attempt committed
-          return;
+      if (retrying && (out = claimed_by(c, token, agent_id))) return;  // an earlier attempt committed
+      auto st = claim_statement(queues, agent_id, token);
+      out = claimed(c.run(*st.first, st.second.get()));
+    });
+    return out;
+  }
+
+  // The finish CAS and the claim in one pipeline, when this process holds
+  // the item's current row (it claimed or wrote it last); otherwise, or when
+  // the finish is refused on that copy, finish() and claim() one by one.
+  FinishAndClaim finish_and_claim(const std::string& item_id, const std::string& agent_id,
+                                  int exit_code, const std::vector<QueueRef>& queues) override {
+    ItemRow row;
+    if (queues.empty() || agent_id.empty() || !cached_row(item_id, row)) {
+      return Transport::finish_and_claim(item_id, agent_id, exit_code, queues);
+    }
+    QueueItem it = row.item;
+    try {
+      lifecycle::finish(it, agent_id, exit_code, now_ms());
+    } catch (const Error&) {
+      return Transport::finish_and_claim(item_id, agent_id, exit_code, queues);
+    }
+    std::string finish_token = random_token(), claim_token = random_token();
+    Params fp = cas_params(row.version, row.item, it, finish_token);
+    FinishAndClaim out;
+    bool finished = false;
+    with_retry("finish_and_claim", [&](Conn& c, bool retrying) {
+      out.next.reset();
+      // Both statements share one transaction: the finish's token on the
+      // item says the claim committed too.
+      if (retrying && op_on_item(c, item_id, finish_token)) {
+        finished = true;
+        out.next = claimed_by(c, claim_token, agent_id);
+        return;
+      }
+      auto claim = claim_statement(queues, agent_id, claim_token);
+      std::vector<Result> r =
+          c.run_pipeline({{&cas_statement(it), fp.get()}, {claim.first, claim.second.get()}});
+      finished = cas_applied(it, r[0]);
+      out.next = claimed(r[1]);
+    });
+    if (finished) {
+      remember(it, row.version + 1);
+      out.finished = it;
+      return out;
+    }
+    // Someone wrote the item since this process did (or an attempt of ours
+    // committed after its retry looked): the usual read-modify-write, unless
+    // the item already carries our token.
+    forget(item_id);
+    try {
+      bool ours = false;
+      with_retry("finish", [&](Conn& c, bool) {
+        ours = op_on_item(c, item_id, finish_token);
+        if (ours) out.finished = load(c, item_id).item;
+      });
+      if (!ours) out.finished = finish(item_id, agent_id, exit_code);
+    } catch (...) {
+      // A refused finish claims nothing: hand the claimed item back.
+      if (out.next) {
+        try {
+          requeue(out.next->id, agent_id, Requeue::released);
+        } catch (const Error&) {
+          // Its lease expires instead.
         }
       }
-      std::string now = std::to_string(now_ms());
-      Result r = queues.size() == 1
-                     ? c.run(kClaimOne, {queues[0].entity.c_str(), queues[0].name.c_str(),
-                                         agent_id.c_str(), now.c_str(), token.c_str()})
-                     : c.run(kClaim, {ents.c_str(), nams.c_str(), agent_id.c_str(),
-                                      now.c_str(), token.c_str()});
-      if (r.rows() > 0) {
-        ItemRow row = row_to_item(r, 0);
-        remember(row.item, row.version);
-        out = row.item;
-      }
-    });
+      throw;
+    }
     return out;
   }
 
@@ -860,46 +971,90 @@ class PostgresTransport final : public RecordTransport {
     return c.run(kOpOnItem, {key.c_str(), token.c_str()}).rows() > 0;
   }
 
-  // The compare-and-set write of update_item. False when the version moved.
+  // The compare-and-set write of update_item, in three parts so that
+  // finish_and_claim() can send it in a pipeline: its statement, its
+  // parameters, and whether it applied (false: the version moved).
+  static const Statement& cas_statement(const QueueItem& it) {
+    return it.state == ItemState::pending ? kUpdateItem : kUpdateQuiet;
+  }
+
+  static Params cas_params(std::int64_t version, const QueueItem& before, const QueueItem& it,
+                           const std::string& token) {
+    std::string spec_after = to_json(it.spec);
+    Params p;
+    p.add(before.id).add(std::to_string(version)).add(to_string(it.state));
+    p.add(std::to_string(static_cast<int>(it.priority)));
+    if (spec_after != to_json(before.spec)) {
+      p.add(std::move(spec_after));
+    } else {
+      p.add_null();
+    }
+    p.add(std::to_string(it.updated_at)).add(std::to_string(it.started_at));
+    p.add(std::to_string(it.ended_at)).add(std::to_string(it.attempt));
+    p.add(std::to_string(it.resume_count)).add(std::to_string(it.lease_seconds));
+    p.add(std::to_string(it.max_attempts)).add(it.agent_id);
+    p.add(std::to_string(it.lease_expires_at)).add(it.run_id);
+    if (it.exit_code) {
+      p.add(std::to_string(*it.exit_code));
+    } else {
+      p.add_null();
+    }
+    if (it.error) {
+      p.add(to_string(it.error->stage)).add(it.error->message);
+    } else {
+      p.add_null().add_null();
+    }
+    p.add(warnings_json(it.warnings)).add(token);
+    return p;
+  }
+
+  static bool cas_applied(const QueueItem& it, const Result& r) {
+    if (it.state == ItemState::pending) return r.num(0, 0) == 1;
+    return std::strcmp(PQcmdTuples(r.get()), "1") == 0;
+  }
+
   static bool store(Conn& c, std::int64_t version, const QueueItem& before, const QueueItem& it,
                     const std::string& token) {
-    std::string id = before.id, ver = std::to_string(version), state = to_string(it.state),
-                priority = std::to_string(static_cast<int>(it.priority)),
-                updated = std::to_string(it.updated_at), started = std::to_string(it.started_at),
-                ended = std::to_string(it.ended_at), attempt = std::to_string(it.attempt),
-                resumes = std::to_string(it.resume_count),
-                lease = std::to_string(it.lease_seconds),
-                attempts = std::to_string(it.max_attempts),
-                expires = std::to_string(it.lease_expires_at),
-                exit_code = it.exit_code ? std::to_string(*it.exit_code) : std::string(),
-                warnings = warnings_json(it.warnings);
-    std::string spec_after = to_json(it.spec);
-    bool spec_changed = spec_after != to_json(before.spec);
-    std::vector<const char*> params = {
-        id.c_str(),
-        ver.c_str(),
-        state.c_str(),
-        priority.c_str(),
-        spec_changed ? spec_after.c_str() : nullptr,
-        updated.c_str(),
-        started.c_str(),
-        ended.c_str(),
-        attempt.c_str(),
-        resumes.c_str(),
-        lease.c_str(),
-        attempts.c_str(),
-        it.agent_id.c_str(),
-        expires.c_str(),
-        it.run_id.c_str(),
-        it.exit_code ? exit_code.c_str() : nullptr,
-        it.error ? to_string(it.error->stage) : nullptr,
-        it.error ? it.error->message.c_str() : nullptr,
-        warnings.c_str(),
-        token.c_str(),
-    };
-    if (it.state == ItemState::pending) return c.run(kUpdateItem, params).num(0, 0) == 1;
-    Result r = c.run(kUpdateQuiet, params);
-    return std::strcmp(PQcmdTuples(r.get()), "1") == 0;
+    Params p = cas_params(version, before, it, token);
+    return cas_applied(it, c.run(cas_statement(it), p.get()));
+  }
+
+  // The claim statement for `queues` and its parameters, as of now.
+  static std::pair<const Statement*, Params> claim_statement(const std::vector<QueueRef>& queues,
+                                                             const std::string& agent_id,
+                                                             const std::string& token) {
+    Params p;
+    const Statement* st = &kClaimOne;
+    if (queues.size() == 1) {
+      p.add(queues[0].entity).add(queues[0].name);
+    } else {
+      std::vector<std::string> entities, names;
+      for (const auto& q : queues) {
+        entities.push_back(q.entity);
+        names.push_back(q.name);
+      }
+      p.add(text_array(entities)).add(text_array(names));
+      st = &kClaim;
+    }
+    p.add(agent_id).add(std::to_string(now_ms())).add(token);
+    return {st, std::move(p)};
+  }
+
+  // The item a claim statement returned, remembered for the agent's next
+  // write to it.
+  std::optional<QueueItem> claimed(const Result& r) {
+    if (r.rows() == 0) return std::nullopt;
+    ItemRow row = row_to_item(r, 0);
+    remember(row.item, row.version);
+    return row.item;
+  }
+
+  // The item a claim with `token` took, if that claim committed.
+  static std::optional<QueueItem> claimed_by(Conn& c, const std::string& token,
+                                             const std::string& agent_id) {
+    Result done = c.run(kClaimedByOp, {token.c_str(), agent_id.c_str()});
+    if (done.rows() == 0) return std::nullopt;
+    return row_to_item(done, 0).item;
   }
 
   // The items this process claimed or wrote last, with their row version:
@@ -1008,7 +1163,8 @@ class PostgresTransport final : public RecordTransport {
   }
 
   void release(std::unique_ptr<Conn> c) {
-    if (PQstatus(c->pg()) != CONNECTION_OK || PQtransactionStatus(c->pg()) != PQTRANS_IDLE) {
+    if (PQstatus(c->pg()) != CONNECTION_OK || PQtransactionStatus(c->pg()) != PQTRANS_IDLE ||
+        PQpipelineStatus(c->pg()) != PQ_PIPELINE_OFF) {
       return;
     }
     std::lock_guard<std::mutex> lock(pool_mu_);

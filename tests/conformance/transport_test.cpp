@@ -376,6 +376,81 @@ TEST_CASE("conformance: claim, start and end stamp the item") {
   });
 }
 
+TEST_CASE("conformance: finish_and_claim ends the item, then claims the next") {
+  for_each_transport([](Fixture& f) {
+    Transport& t = *f.transport;
+    t.create_queue(make_queue("chain"));
+    QueueRef q{"team", "chain"};
+    std::string a = t.push(q, make_job("a"));
+    std::string b = t.push(q, make_job("b"));
+    REQUIRE(t.claim({q}, "agent-1"));
+    t.start(a, "agent-1", "run-a");
+
+    FinishAndClaim r = t.finish_and_claim(a, "agent-1", 0, {q});
+    CHECK(r.finished.id == a);
+    CHECK(r.finished.state == ItemState::finished);
+    CHECK(r.finished.exit_code == std::optional<int>(0));
+    CHECK(t.get(a).state == ItemState::finished);
+    REQUIRE(r.next);
+    CHECK(r.next->id == b);
+    CHECK(r.next->state == ItemState::claimed);
+    CHECK(r.next->agent_id == "agent-1");
+    CHECK(t.get(b).state == ItemState::claimed);
+
+    // Nothing left to claim: the finish (a failure here) still stands.
+    t.start(b, "agent-1", "");
+    FinishAndClaim last = t.finish_and_claim(b, "agent-1", 3, {q});
+    CHECK(last.finished.state == ItemState::failed);
+    CHECK(last.finished.exit_code == std::optional<int>(3));
+    CHECK_FALSE(last.next);
+    CHECK(t.get(b).state == ItemState::failed);
+  });
+}
+
+TEST_CASE("conformance: a refused finish_and_claim claims nothing") {
+  for_each_transport([](Fixture& f) {
+    Transport& t = *f.transport;
+    t.create_queue(make_queue("refused"));
+    QueueRef q{"team", "refused"};
+    std::string a = t.push(q, make_job("a"));
+    std::string b = t.push(q, make_job("b"));
+    REQUIRE(t.claim({q}, "agent-1"));
+    t.start(a, "agent-1", "");
+    CHECK(error_code([&] { t.finish_and_claim(a, "agent-2", 0, {q}); }) == Errc::state);
+    CHECK(t.get(a).state == ItemState::running);
+    CHECK(t.get(b).state == ItemState::pending);
+    t.finish(a, "agent-1", 0);
+    CHECK(error_code([&] { t.finish_and_claim(a, "agent-1", 0, {q}); }) == Errc::state);
+    CHECK(t.get(b).state == ItemState::pending);
+  });
+}
+
+TEST_CASE("conformance: finish_and_claim after another handle wrote the item keeps that write") {
+  for_each_transport(
+      [](Fixture& f) {
+        Transport& t = *f.transport;
+        t.create_queue(make_queue("stale"));
+        QueueRef q{"team", "stale"};
+        std::string a = t.push(q, make_job("a"));
+        std::string b = t.push(q, make_job("b"));
+        REQUIRE(t.claim({q}, "agent-1"));
+        t.start(a, "agent-1", "");
+        // The first handle's copy of the item is now out of date.
+        auto other = open_transport(f.uri);
+        other->warn(a, "written elsewhere");
+        FinishAndClaim r = t.finish_and_claim(a, "agent-1", 0, {q});
+        CHECK(r.finished.state == ItemState::finished);
+        CHECK(r.finished.warnings == std::vector<std::string>{"written elsewhere"});
+        QueueItem stored = t.get(a);
+        CHECK(stored.state == ItemState::finished);
+        CHECK(stored.warnings == std::vector<std::string>{"written elsewhere"});
+        REQUIRE(r.next);
+        CHECK(r.next->id == b);
+        CHECK(t.get(b).agent_id == "agent-1");
+      },
+      true);
+}
+
 TEST_CASE("conformance: requeue: released keeps the run; preempted resumes at most 5 times") {
   for_each_transport([](Fixture& f) {
     Transport& t = *f.transport;

@@ -288,6 +288,7 @@ void LossyProxy::run() {
           if (p.from_client.size() < head + 4) break;
           std::size_t len = be32(p.from_client, head) + head;
           if (p.from_client.size() < len) break;
+          if (p.startup_done && p.from_client[0] == 'S') syncs_++;
           if (p.startup_done && p.from_client[0] == 'B') {
             // Bind: portal name, then statement name, both NUL-terminated.
             std::string body = p.from_client.substr(5, len - 5);

@@ -68,6 +68,9 @@ class LossyProxy {
   void lose_answer_to(const std::string& statement);
   // How many answers were lost so far.
   int lost() const { return lost_.load(); }
+  // How many Sync messages clients sent: one per round trip of the
+  // extended protocol (a statement, or a whole pipeline).
+  int syncs() const { return syncs_.load(); }
 
  private:
   void run();
@@ -80,6 +83,7 @@ class LossyProxy {
   std::mutex mu_;
   std::string armed_;
   std::atomic<int> lost_{0};
+  std::atomic<int> syncs_{0};
   std::thread thread_;
 };
 

@@ -266,6 +266,44 @@ TEST_CASE("postgres: a finish whose answer was lost succeeds once") {
   CHECK(stored.agent_id.empty());
 }
 
+TEST_CASE("postgres: finish_and_claim is one round trip; with its answer lost it ends and claims once") {
+  FreshDatabase db;
+  auto direct = open_transport(db.uri());
+  direct->create_queue(make_queue("q"));
+  std::string a = direct->push(kQ, job("a")), b = direct->push(kQ, job("b"));
+  LossyProxy proxy(db.uri());
+  auto t = open_transport(proxy.uri());
+  REQUIRE(t->claim({kQ}, "agent-1"));
+  t->start(a, "agent-1", "");
+  // One round trip when nothing goes wrong.
+  std::string c = direct->push(kQ, job("c"));
+  int syncs = proxy.syncs();
+  FinishAndClaim first = t->finish_and_claim(a, "agent-1", 0, {kQ});
+  CHECK(proxy.syncs() - syncs == 1);
+  REQUIRE(first.next);
+  CHECK(first.next->id == b);
+  a = b;
+  b = c;
+  t->start(a, "agent-1", "");
+  // The finish and the claim travel in one pipeline: its answer (after the
+  // commit of both) is lost. The retry must find both done, not redo them.
+  proxy.lose_answer_to("update_quiet");
+  FinishAndClaim r = t->finish_and_claim(a, "agent-1", 0, {kQ});
+  CHECK(proxy.lost() == 1);
+  CHECK(r.finished.state == ItemState::finished);
+  REQUIRE(r.next);
+  CHECK(r.next->id == b);
+  CHECK(r.next->attempt == 1);
+  CHECK(direct->get(a).state == ItemState::finished);
+  QueueItem stored = direct->get(b);
+  CHECK(stored.state == ItemState::claimed);
+  CHECK(stored.attempt == 1);
+  CHECK(stored.agent_id == "agent-1");
+  // The connection that lost its answer mid-pipeline is not reused broken.
+  t->start(b, "agent-1", "");
+  CHECK(t->finish(b, "agent-1", 0).state == ItemState::finished);
+}
+
 TEST_CASE("postgres: a queue created with a lost answer exists once; a second create is refused") {
   FreshDatabase db;
   open_transport(db.uri());
