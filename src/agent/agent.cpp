@@ -126,6 +126,8 @@ struct Agent::Impl {
   std::size_t next_queue = 0;
   std::map<std::string, std::unique_ptr<Runner>> runners;
   std::map<std::string, Active> active;  // by item id
+  // Items claimed by finish_and_claim() as runs ended, for claim_work().
+  std::vector<QueueItem> claimed_early;
   GpuPool gpus{0};
 
   int wake_r = -1, wake_w = -1;
@@ -356,6 +358,29 @@ struct Agent::Impl {
     }
   }
 
+  // Reports a finished run. When the agent wants more work, the slot it
+  // frees is refilled in the same call (one round trip on postgres://), from
+  // the queue whose turn it is.
+  void finish(const Active& a, int exit_code) {
+    const std::string& item_id = a.item.id;
+    int held = static_cast<int>(active.size() - 1 + claimed_early.size());
+    bool refill = want_claim && !stopping() && !queues.empty() &&
+                  (config.max_jobs < 0 || held < config.max_jobs);
+    if (!refill) {
+      report(item_id, [&] { return transport->finish(item_id, id, exit_code); });
+      return;
+    }
+    std::size_t qi = next_queue % queues.size();
+    report(item_id, [&] {
+      FinishAndClaim r = transport->finish_and_claim(item_id, id, exit_code, {queues[qi]});
+      if (r.next) {
+        next_queue = qi + 1;
+        claimed_early.push_back(std::move(*r.next));
+      }
+      return r.finished;
+    });
+  }
+
   void run_ended(Active& a, const RunStatus& st) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
@@ -365,7 +390,7 @@ struct Agent::Impl {
     } else {
       switch (st.phase) {
         case RunPhase::finished:
-          report(item_id, [&] { return transport->finish(item_id, id, st.exit_code.value_or(0)); });
+          finish(a, st.exit_code.value_or(0));
           break;
         case RunPhase::preempted:
           report(item_id, [&] { return transport->requeue(item_id, id, Requeue::preempted); },
@@ -662,12 +687,23 @@ struct Agent::Impl {
   }
 
   void claim_work() {
-    if (queues.empty()) return;
     pass_queues.clear();
     struct ClearCache {
       std::map<QueueRef, QueueDef>& m;
       ~ClearCache() { m.clear(); }
     } clear_cache{pass_queues};
+    // What finish() claimed first; handed back if the agent began to stop
+    // since (a drain claims nothing new).
+    std::vector<QueueItem> early;
+    early.swap(claimed_early);
+    for (auto& item : early) {
+      if (stopping()) {
+        release(item.id);
+      } else {
+        launch_item(std::move(item));
+      }
+    }
+    if (queues.empty()) return;
     while (!stopping() && capacity()) {
       bool got = false;
       for (std::size_t i = 0; i < queues.size(); ++i) {
@@ -901,7 +937,7 @@ struct Agent::Impl {
     apply_release();
     follow_runs();
     // New work first: a heartbeat can wait a millisecond, a dispatch should not.
-    if (want_claim && !stopping()) claim_work();
+    if (!claimed_early.empty() || (want_claim && !stopping())) claim_work();
     timers();
     if (want_claim && !stopping()) claim_work();
     if (stopping() && active.empty()) {

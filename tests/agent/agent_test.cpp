@@ -190,6 +190,89 @@ TEST_CASE("agent: never runs more than max_jobs at once, as the jobs see it") {
   }
 }
 
+namespace {
+
+// Forwards to another transport, counting claims and finish_and_claim calls.
+class CountingTransport final : public Transport {
+ public:
+  explicit CountingTransport(std::shared_ptr<Transport> t) : t_(std::move(t)) {}
+  int claims = 0, refills = 0, refilled = 0;
+
+  std::string uri() const override { return t_->uri(); }
+  void create_queue(const QueueDef& q) override { t_->create_queue(q); }
+  QueueDef get_queue(const QueueRef& r) override { return t_->get_queue(r); }
+  std::vector<QueueDef> list_queues() override { return t_->list_queues(); }
+  void delete_queue(const QueueRef& r) override { t_->delete_queue(r); }
+  std::string push(const QueueRef& q, const JobSpec& s) override { return t_->push(q, s); }
+  QueueItem cancel(const std::string& i) override { return t_->cancel(i); }
+  QueueItem get(const std::string& i) override { return t_->get(i); }
+  std::vector<QueueItem> list(const ItemFilter& f) override { return t_->list(f); }
+  std::optional<QueueItem> claim(const std::vector<QueueRef>& q, const std::string& a) override {
+    ++claims;
+    return t_->claim(q, a);
+  }
+  QueueItem start(const std::string& i, const std::string& a, const std::string& r) override {
+    return t_->start(i, a, r);
+  }
+  HeartbeatReply heartbeat(const std::string& a, const std::vector<std::string>& i) override {
+    return t_->heartbeat(a, i);
+  }
+  QueueItem finish(const std::string& i, const std::string& a, int code) override {
+    return t_->finish(i, a, code);
+  }
+  FinishAndClaim finish_and_claim(const std::string& i, const std::string& a, int code,
+                                  const std::vector<QueueRef>& q) override {
+    ++refills;
+    FinishAndClaim r = t_->finish_and_claim(i, a, code, q);
+    if (r.next) ++refilled;
+    return r;
+  }
+  QueueItem fail(const std::string& i, const std::string& a, const ItemError& e,
+                 std::optional<int> code) override {
+    return t_->fail(i, a, e, code);
+  }
+  QueueItem stopped(const std::string& i, const std::string& a) override {
+    return t_->stopped(i, a);
+  }
+  QueueItem requeue(const std::string& i, const std::string& a, Requeue w) override {
+    return t_->requeue(i, a, w);
+  }
+  void warn(const std::string& i, const std::string& m) override { t_->warn(i, m); }
+  int expire_leases() override { return t_->expire_leases(); }
+  void upsert_agent(const AgentRecord& a) override { t_->upsert_agent(a); }
+  std::vector<AgentRecord> list_agents() override { return t_->list_agents(); }
+  int notify_fd() override { return t_->notify_fd(); }
+  void drain_notify() override { t_->drain_notify(); }
+
+ private:
+  std::shared_ptr<Transport> t_;
+};
+
+}  // namespace
+
+TEST_CASE("agent: a finished run's slot is refilled in the same transport call") {
+  Harness h;
+  auto counting = std::make_shared<CountingTransport>(h.t);
+  h.t = counting;
+  h.make_queue("q");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(h.push({"/bin/true"}));
+  AgentConfig c;
+  c.max_jobs = 1;
+  h.start(c);
+  for (const auto& id : ids) CHECK(h.wait_end(id).state == ItemState::finished);
+  // Items 2-4 came with the finish of the one before; the last finish found
+  // nothing, and only the first item needed a claim of its own.
+  CHECK(counting->refilled == 3);
+  CHECK(counting->refills == 4);
+  CHECK(counting->claims >= 1);
+  std::vector<std::string> claimed;
+  for (const auto& e : h.events) {
+    if (e.state == ItemState::claimed) claimed.push_back(e.item_id);
+  }
+  CHECK(claimed == ids);
+}
+
 TEST_CASE("agent: higher priority runs first, FIFO within a priority") {
   Harness h;
   h.make_queue("q", "{}", true);
