@@ -6,8 +6,9 @@
 // For each URI, on a queue of its own (deleted afterwards):
 //   push/s                   one producer pushing N items;
 //   cycles/s, 1 and 4 agents agent processes (fork, each with its own
-//                            transport) running claim -> start -> finish
-//                            until N items are done; each measured --rounds
+//                            transport) running claim -> start ->
+//                            finish_and_claim -> start -> ... as an agent
+//                            does, until N items are done; each measured --rounds
 //                            times (default 5) on a fresh queue: the median,
 //                            then the lowest and highest round;
 //   dispatch latency         an agent process blocked in wait_for_work();
@@ -71,7 +72,7 @@ double bench_push(Transport& t, const QueueRef& q, int n) {
 }
 
 // N items pushed beforehand; `agents` processes claim, start and finish
-// until the queue is empty. Returns cycles per second.
+// (finishing one item claims the next) until the queue is empty. Returns cycles per second.
 double bench_cycles(const std::string& uri, Transport& t, int agents, int n) {
   QueueRef q = make_queue(t, "cycle" + std::to_string(agents));
   for (int i = 0; i < n; ++i) t.push(q, job("cycle"));
@@ -88,9 +89,11 @@ double bench_cycles(const std::string& uri, Transport& t, int agents, int n) {
         std::string agent = "bench-" + std::to_string(a);
         char c;
         if (::read(go[0], &c, 1) < 0) _exit(1);  // start together
-        while (auto it = mine->claim({q}, agent)) {
+        // As an agent does: the end of one job claims the next.
+        auto it = mine->claim({q}, agent);
+        while (it) {
           mine->start(it->id, agent, "");
-          mine->finish(it->id, agent, 0);
+          it = mine->finish_and_claim(it->id, agent, 0, {q}).next;
         }
       } catch (const std::exception& e) {
         std::fprintf(stderr, "agent %d: %s\n", a, e.what());
