@@ -325,7 +325,7 @@ struct Agent::Impl {
   // not heard yet): then it ends stopped.
   void release(const std::string& item_id) {
     try {
-      emit(transport->requeue(item_id, id, Requeue::released));
+      emit(transport->requeue(item_id, id, RequeueReason::released));
       return;
     } catch (const Error& e) {
       if (e.code() != Errc::state) {
@@ -333,7 +333,7 @@ struct Agent::Impl {
         return;
       }
     }
-    report(item_id, [&] { return transport->stopped(item_id, id); });
+    report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
   }
 
   void fail(const std::string& item_id, ErrorStage stage, const std::string& message,
@@ -348,7 +348,7 @@ struct Agent::Impl {
   void end_early(Active& a, ErrorStage stage, const std::string& message) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->stopped(item_id, id); });
+      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
       forget(item_id);
     } else if (a.releasing) {
       release(item_id);
@@ -384,7 +384,7 @@ struct Agent::Impl {
   void run_ended(Active& a, const RunStatus& st) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->stopped(item_id, id); });
+      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
     } else if (a.releasing) {
       release(item_id);
     } else {
@@ -393,7 +393,7 @@ struct Agent::Impl {
           finish(a, st.exit_code.value_or(0));
           break;
         case RunPhase::preempted:
-          report(item_id, [&] { return transport->requeue(item_id, id, Requeue::preempted); },
+          report(item_id, [&] { return transport->requeue(item_id, id, RequeueReason::preempted); },
                  st.message.empty() ? "preempted" : "preempted: " + st.message);
           break;
         case RunPhase::stopped:
@@ -655,7 +655,7 @@ struct Agent::Impl {
       }
       if (!run) {
         if (item.state == ItemState::stopping) {
-          report(item_id, [&] { return transport->stopped(item_id, id); });
+          report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
         } else {
           report(item_id, [&] {
             return transport->fail(item_id, id,
@@ -816,7 +816,7 @@ struct Agent::Impl {
       note(LogLevel::warn, fmt::format("heartbeat failed: {}", e.what()));
       return;
     }
-    for (const auto& item_id : reply.cancel) {
+    for (const auto& item_id : reply.cancel_requested) {
       auto it = active.find(item_id);
       if (it == active.end() || it->second.cancel_requested) continue;
       Active& a = it->second;

@@ -512,7 +512,8 @@ TEST_CASE("show and cancel an item") {
   claim_and_start(sb.store(), "team/a", running);
   auto cancelled = parse_json(sb.ok({"cancel", running, "--json"}));
   CHECK(std::string((*cancelled)["state"].GetString()) == "stopping");
-  CHECK(sb.store().heartbeat(kAgent, {running}).cancel == std::vector<std::string>{running});
+  CHECK(sb.store().heartbeat(kAgent, {running}).cancel_requested ==
+        std::vector<std::string>{running});
 }
 
 TEST_CASE("bad input gets one clear line naming the field and the value") {

@@ -186,7 +186,7 @@ TEST_CASE("lifecycle: finish before start, fail, stopped are checked") {
   QueueItem it = pending_item();
   lifecycle::claim(it, "a", 2000);
   launch_test::error_message([&] { lifecycle::finish(it, "a", 0, 2100); }, Errc::state);
-  launch_test::error_message([&] { lifecycle::stopped(it, "a", 2100); }, Errc::state);
+  launch_test::error_message([&] { lifecycle::confirm_stopped(it, "a", 2100); }, Errc::state);
   lifecycle::fail(it, "a", ItemError{ErrorStage::build, "no Dockerfile"}, std::nullopt, 2200);
   CHECK(it.state == ItemState::failed);
   CHECK(it.error->stage == ErrorStage::build);
@@ -206,7 +206,7 @@ TEST_CASE("lifecycle: cancel at each state") {
   lifecycle::cancel(c, 2150);  // a second cancel changes nothing
   CHECK(c.state == ItemState::stopping);
   launch_test::error_message([&] { lifecycle::start(c, "a", "", 2200); }, Errc::state);
-  lifecycle::stopped(c, "a", 2300);
+  lifecycle::confirm_stopped(c, "a", 2300);
   CHECK(c.state == ItemState::stopped);
 
   QueueItem r = pending_item();
@@ -223,22 +223,23 @@ TEST_CASE("lifecycle: requeue keeps the run id; preemption is bounded") {
   QueueItem it = pending_item();
   std::string run_id = it.run_id;
   lifecycle::claim(it, "a", 2000);
-  lifecycle::requeue(it, "a", Requeue::released, 2100);
+  lifecycle::requeue(it, "a", RequeueReason::released, 2100);
   CHECK(it.state == ItemState::pending);
   CHECK(it.agent_id.empty());
   CHECK(it.run_id == run_id);
   for (int i = 1; i <= lifecycle::kMaxResumes; ++i) {
     lifecycle::claim(it, "a", 3000 + i);
-    launch_test::error_message([&] { lifecycle::requeue(it, "a", Requeue::preempted, 3000); }, Errc::state);
+    launch_test::error_message(
+        [&] { lifecycle::requeue(it, "a", RequeueReason::preempted, 3000); }, Errc::state);
     lifecycle::start(it, "a", "", 3000 + i);
-    lifecycle::requeue(it, "a", Requeue::preempted, 3000 + i);
+    lifecycle::requeue(it, "a", RequeueReason::preempted, 3000 + i);
     CHECK(it.state == ItemState::pending);
     CHECK(it.resume_count == i);
     CHECK(it.run_id == run_id);
   }
   lifecycle::claim(it, "a", 4000);
   lifecycle::start(it, "a", "", 4000);
-  lifecycle::requeue(it, "a", Requeue::preempted, 4001);
+  lifecycle::requeue(it, "a", RequeueReason::preempted, 4001);
   CHECK(it.state == ItemState::failed);
   CHECK(it.error->message.find("preempted 6 times") != std::string::npos);
 }
