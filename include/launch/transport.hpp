@@ -63,6 +63,16 @@ struct HeartbeatReply {
   std::vector<std::string> lost;
 };
 
+// The JSON forms of the two, as the CLI's --json, the C ABI and a launch
+// server write them: every field, under its name above. The readers accept
+// fields they do not know and refuse (Errc::invalid, naming the field) a
+// missing `id` or `status` (a record), a missing list (a reply), or a field
+// of the wrong type.
+LAUNCH_EXPORT std::string to_json(const AgentRecord& agent);
+LAUNCH_EXPORT AgentRecord agent_record_from_json(const std::string& json);
+LAUNCH_EXPORT std::string to_json(const HeartbeatReply& reply);
+LAUNCH_EXPORT HeartbeatReply heartbeat_reply_from_json(const std::string& json);
+
 // What Transport::finish_and_claim() did.
 struct FinishAndClaim {
   QueueItem finished;            // the item it ended

@@ -236,21 +236,11 @@ struct Agent::Impl {
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
       start_json_line(w);
-      w.Key("item");
-      w.String(ev.item_id);
-      w.Key("queue");
-      w.String(ev.queue.str());
-      w.Key("state");
-      w.String(to_string(ev.state));
-      w.Key("run_id");
-      w.String(ev.run_id);
-      if (ev.exit_code) {
-        w.Key("exit_code");
-        w.Int(*ev.exit_code);
-      }
-      if (!ev.message.empty()) {
-        w.Key("message");
-        w.String(ev.message);
+      // Then the event's own JSON form, the one on_event hosts get.
+      json::Document event = json::parse_object(to_json(ev), "job event");
+      for (const auto& m : event.GetObject()) {
+        w.Key(m.name.GetString(), m.name.GetStringLength());
+        m.value.Accept(w);
       }
       w.EndObject();
       line.assign(buf.GetString(), buf.GetSize());
