@@ -112,8 +112,6 @@ struct Slist {
   }
 };
 
-long idle_seconds(long ms) { return (ms + 999) / 1000; }
-
 }  // namespace
 
 // ---- headers
@@ -273,10 +271,14 @@ struct Transfer {
   std::exception_ptr* sink_error = nullptr;
   const std::atomic<bool>* abort_a = nullptr;
   const std::atomic<bool>* abort_b = nullptr;
+  // When a byte last moved either way: the idle timeout's clock.
+  std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+  curl_off_t moved = 0;
 };
 
 size_t header_cb(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
+  t->last_activity = std::chrono::steady_clock::now();
   std::string line(data, size * n);
   if (line.rfind("HTTP/", 0) == 0) {
     // A new status line (after a 100 Continue, say): its headers start over.
@@ -295,6 +297,7 @@ size_t header_cb(char* data, size_t size, size_t n, void* user) {
 size_t write_cb(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   std::size_t len = size * n;
+  t->last_activity = std::chrono::steady_clock::now();
   long status = t->response->status;
   // Error and redirect bodies are kept for the message, never streamed.
   if (t->sink == nullptr || status >= 300) {
@@ -316,8 +319,12 @@ size_t write_cb(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
-int progress_cb(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+int progress_cb(void* user, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* t = static_cast<Transfer*>(user);
+  if (dlnow + ulnow != t->moved) {
+    t->moved = dlnow + ulnow;
+    t->last_activity = std::chrono::steady_clock::now();
+  }
   bool stop = (t->abort_a != nullptr && t->abort_a->load()) ||
               (t->abort_b != nullptr && t->abort_b->load());
   return stop ? 1 : 0;
@@ -519,10 +526,6 @@ Client::Outcome Client::attempt(const Outgoing& out, const Request& request, con
   curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
   if (options_.timeout_ms > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, options_.timeout_ms);
-  if (options_.idle_timeout_ms > 0) {
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, idle_seconds(options_.idle_timeout_ms));
-  }
   if (!options_.unix_socket.empty()) {
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, options_.unix_socket.c_str());
   }
@@ -590,6 +593,10 @@ Client::Outcome Client::attempt(const Outgoing& out, const Request& request, con
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, out.method.c_str());
   }
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.list);
+  // curl sends a request again by itself when a reused connection turns out
+  // dead, even a POST the server may have acted on; a fresh connection for
+  // the non-idempotent methods makes "never retried" true.
+  if (!idempotent(out.method)) curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
 
   curl_multi_add_handle(m, c);
   CURLcode rc = CURLE_OK;
@@ -614,9 +621,18 @@ Client::Outcome Client::attempt(const Outgoing& out, const Request& request, con
       rc = CURLE_ABORTED_BY_CALLBACK;
       break;
     }
-    // abort() wakes the poll at once; an outside abort flag is seen within
-    // the poll's timeout.
-    curl_multi_poll(m, nullptr, 0, options_.abort_flag != nullptr ? 100 : 1000, nullptr);
+    long idle = options_.idle_timeout_ms;
+    if (idle > 0 && std::chrono::steady_clock::now() - t.last_activity >
+                        std::chrono::milliseconds(idle)) {
+      rc = CURLE_OPERATION_TIMEDOUT;
+      std::snprintf(errbuf, sizeof(errbuf), "no data moved for %ld ms", idle);
+      break;
+    }
+    // abort() wakes the poll at once; an outside abort flag and the idle
+    // clock are looked at between polls.
+    int wait_ms = options_.abort_flag != nullptr ? 100 : 1000;
+    if (idle > 0) wait_ms = static_cast<int>(std::min<long>(wait_ms, std::max<long>(idle / 4, 10)));
+    curl_multi_poll(m, nullptr, 0, wait_ms, nullptr);
   }
   curl_multi_remove_handle(m, c);
   o.rc = rc;

@@ -108,12 +108,13 @@ struct ClientOptions {
   long connect_timeout_ms = 10000;
   // The whole exchange, body included; 0 = no limit (streams).
   long timeout_ms = 0;
-  // A transfer that moves no byte for this long fails; 0 = never. Whole
-  // seconds (rounded up): curl's granularity.
+  // A transfer that moves no byte either way for this long fails with
+  // Errc::timeout; 0 = never. For streams that should never stall.
   long idle_timeout_ms = 0;
   // Extra attempts for an idempotent request (GET, HEAD, PUT, DELETE,
   // OPTIONS) whose connection failed or dropped, or that was answered 502,
-  // 503 or 504. Never for POST or PATCH.
+  // 503 or 504. Never for POST or PATCH: those go out on a fresh connection,
+  // so that curl cannot send them twice on a kept-alive one that died.
   int retries = 2;
   // The wait before retry n is retry_backoff_ms * 2^(n-1).
   long retry_backoff_ms = 200;
