@@ -379,8 +379,8 @@ Response Client::send(const Request& request, bool accept_errors) {
   return run(request, nullptr, accept_errors);
 }
 
-Response Client::stream(const Request& request, const ChunkSink& sink) {
-  return run(request, &sink, false);
+Response Client::stream(const Request& request, const ChunkSink& sink, bool accept_errors) {
+  return run(request, &sink, accept_errors);
 }
 
 Response Client::stream_lines(const Request& request, const LineSink& sink) {

@@ -194,15 +194,18 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   const ClientOptions& options() const { return options_; }
+  // Replaces options().abort_flag; not while a call is under way.
+  void set_abort_flag(const std::atomic<bool>* flag) { options_.abort_flag = flag; }
 
   // Sends `request` and buffers the answer. An answer >= 400 throws
   // HttpError, unless `accept_errors`, when it is returned like any other.
   Response send(const Request& request, bool accept_errors = false);
 
   // Sends `request` and hands the body to `sink` as it arrives. An answer
-  // >= 400 is not streamed: it is buffered and thrown as HttpError. The
-  // returned Response has the status and headers, no body.
-  Response stream(const Request& request, const ChunkSink& sink);
+  // >= 400 is not streamed: it is buffered and thrown as HttpError (or,
+  // with `accept_errors`, returned with its body). A successful Response
+  // has the status and headers, no body.
+  Response stream(const Request& request, const ChunkSink& sink, bool accept_errors = false);
 
   // As stream(), one line at a time (without "\n" or "\r\n"), for watch
   // streams and server-sent events; a last unterminated line comes at the
