@@ -21,8 +21,8 @@
 #include <string>
 #include <vector>
 
-#include "core/json.hpp"
 #include "http/client.hpp"
+#include "util/json.hpp"
 
 namespace launch {
 namespace docker {

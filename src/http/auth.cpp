@@ -6,9 +6,9 @@
 
 #include <fmt/format.h>
 
-#include "core/json.hpp"
 #include "launch/error.hpp"
 #include "util/base64.hpp"
+#include "util/json.hpp"
 #include "util/process.hpp"
 
 namespace launch {
