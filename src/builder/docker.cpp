@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "builder/image.hpp"
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "core/json.hpp"
 #include "core/sha256.hpp"
 #include "docker/context.hpp"
