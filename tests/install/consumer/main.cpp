@@ -42,7 +42,9 @@ template_variables:
     // The installed launch/features.h describes the installed library: a
     // backend it says is left out is not registered.
     bool container = false;
-    for (const auto& name : launch::runner_names()) container = container || name == "local-container";
+    for (const auto& name : launch::runner_names()) {
+      if (name == "local-container") container = true;
+    }
     if (container != (LAUNCH_FEATURE_DOCKER == 1)) {
       std::fprintf(stderr, "features.h: LAUNCH_FEATURE_DOCKER %d, but local-container is %s\n",
                    LAUNCH_FEATURE_DOCKER, container ? "registered" : "not registered");
