@@ -62,7 +62,7 @@
 
 #include <fmt/format.h>
 
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
