@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "docker/context.hpp"
+#include "builder/source.hpp"
 #include "docker/engine.hpp"
 #include "launch/agent.hpp"
 #include "launch/log.hpp"
@@ -64,7 +64,7 @@ std::string build_image(launch::docker::Engine& engine) {
   launch::docker::BuildOptions opts;
   opts.tag = tag;
   opts.dockerfile = "Dockerfile";
-  engine.build_image(launch::docker::tar_directory(dir.path()), opts, [](const std::string&) {});
+  engine.build_image(launch::source::tar_directory(dir.path()), opts, [](const std::string&) {});
   return tag;
 }
 

@@ -4,30 +4,20 @@
 // that already has the tag means the build is skipped.
 #include "builder/docker.hpp"
 
-#include <sys/stat.h>
-
 #include <fmt/format.h>
 
 #include "builder/image.hpp"
+#include "builder/source.hpp"
 #include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"
-#include "docker/context.hpp"
 #include "docker/registry.hpp"
 #include "launch/error.hpp"
 
 namespace launch {
 
 namespace {
-
-constexpr const char* kGeneratedDockerfile = ".launch.Dockerfile";
-constexpr const char* kDefaultBaseImage = "python:3.11-slim";
-
-bool is_regular_file(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 std::string image_repository(const BuilderConfig& config) {
   std::string dest = config.destination.empty() ? config.registry.uri : config.destination;
@@ -53,54 +43,6 @@ std::string image_repository(const BuilderConfig& config) {
 
 }  // namespace
 
-std::string generated_dockerfile(const JobSpec& spec, bool has_requirements) {
-  auto base = spec.env.find("LAUNCH_BASE_IMAGE");
-  std::string out = fmt::format("FROM {}\n",
-                                base == spec.env.end() ? kDefaultBaseImage : base->second);
-  out += "WORKDIR /launch/code\n";
-  if (has_requirements) {
-    out += "COPY requirements.txt /launch/code/requirements.txt\n";
-    out += "RUN [\"pip\", \"install\", \"--no-cache-dir\", \"-r\", \"requirements.txt\"]\n";
-  }
-  out += "COPY . /launch/code\n";
-  if (!spec.entry_point.empty()) {
-    rapidjson::Document d;
-    out += "ENTRYPOINT " + json::dump(json::string_array(spec.entry_point, d.GetAllocator())) +
-           "\n";
-  }
-  return out;
-}
-
-PreparedContext prepare_context(const JobSpec& spec, const std::string& dir,
-                                const std::string& platform) {
-  PreparedContext ctx;
-  std::vector<docker::ExtraFile> extra;
-  if (!spec.dockerfile.empty()) {
-    if (spec.dockerfile.find("..") != std::string::npos || spec.dockerfile[0] == '/' ||
-        !is_regular_file(dir + "/" + spec.dockerfile)) {
-      throw Error(Errc::invalid,
-                  fmt::format("job dockerfile \"{}\": no such file in the job's source",
-                              spec.dockerfile));
-    }
-    ctx.dockerfile = spec.dockerfile;
-  } else if (is_regular_file(dir + "/Dockerfile")) {
-    ctx.dockerfile = "Dockerfile";
-  } else {
-    ctx.dockerfile = kGeneratedDockerfile;
-    extra.push_back({kGeneratedDockerfile,
-                     generated_dockerfile(spec, is_regular_file(dir + "/requirements.txt"))});
-  }
-  ctx.tar = docker::tar_directory(dir, extra);
-  Sha256 h;
-  h.update(ctx.tar);
-  h.update("\n", 1);
-  h.update(ctx.dockerfile);
-  h.update("\n", 1);
-  h.update(platform);
-  ctx.hash = h.hex_digest();
-  return ctx;
-}
-
 namespace {
 
 class DockerBuilder : public Builder {
@@ -123,7 +65,7 @@ class DockerBuilder : public Builder {
         BuildLog log(request.log_path);
         log.write(fmt::format("checking out {} at {}\n", spec.source.git_url,
                               spec.source.git_ref.empty() ? "HEAD" : spec.source.git_ref));
-        std::string commit = docker::git_checkout(spec.source.git_url, spec.source.git_ref, dir);
+        std::string commit = source::git_checkout(spec.source.git_url, spec.source.git_ref, dir);
         log.write(fmt::format("commit {}\n", commit));
         return build_from(request, dir);
       }
@@ -135,7 +77,7 @@ class DockerBuilder : public Builder {
   BuildResult build_from(const BuildRequest& request, const std::string& dir) {
     std::string repository = image_repository(config_);
     BuildLog log(request.log_path);
-    PreparedContext ctx = prepare_context(request.item.spec, dir, config_.platform);
+    source::PreparedContext ctx = source::prepare_context(request.item.spec, dir, config_.platform);
     BuildResult result;
     result.image = repository + ":" + ctx.hash.substr(0, 32);
     bool push = repository != "launch-build";

@@ -176,7 +176,7 @@ TEST_CASE("docker: without a Dockerfile one is generated from the base image and
   auto req = code_request(dir);
   req.item.spec.env["LAUNCH_BASE_IMAGE"] = dtest::busybox_image();
   req.item.spec.entry_point = {"sh", "/launch/code/run.sh"};
-  auto ctx = launch::prepare_context(req.item.spec, dir, "");
+  auto ctx = launch::source::prepare_context(req.item.spec, dir, "");
   CHECK(ctx.dockerfile == ".launch.Dockerfile");
   auto r = builder("docker")->build(req);
   dtest::track_image(r.image);
@@ -189,7 +189,7 @@ TEST_CASE("docker: without a Dockerfile one is generated from the base image and
 
   launch::JobSpec spec;
   spec.entry_point = {"python", "train.py"};
-  std::string generated = launch::generated_dockerfile(spec, true);
+  std::string generated = launch::source::generated_dockerfile(spec, true);
   CHECK(generated.rfind("FROM python:3.11-slim\n", 0) == 0);
   CHECK(generated.find("requirements.txt") != std::string::npos);
   CHECK(generated.find("ENTRYPOINT [\"python\",\"train.py\"]") != std::string::npos);

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "util/json.hpp"
-#include "docker/context.hpp"
+#include "builder/source.hpp"
 #include "docker/engine.hpp"
 #include "helpers.hpp"
 #include "launch/agent.hpp"

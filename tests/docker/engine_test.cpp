@@ -2,14 +2,18 @@
 // contexts; the engine calls run against the real dockerd.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <vector>
+
 #include <cstdlib>
 #include <string>
 
-#include "docker/context.hpp"
+#include "builder/source.hpp"
 #include "docker/engine.hpp"
 #include "docker/registry.hpp"
 #include "helpers.hpp"
 #include "launch/error.hpp"
+#include "util/process.hpp"
 #include "util/base64.hpp"
 
 using launch::Errc;
@@ -137,16 +141,96 @@ TEST_CASE("build contexts are deterministic tars") {
   dtest::write_file(dir + "/b.txt", "bee\n");
   dtest::write_file(dir + "/a/run.sh", "echo hi\n", true);
   dtest::write_file(dir + "/.git/HEAD", "ref: refs/heads/main\n");
-  std::string first = docker::tar_directory(dir);
+  std::string first = launch::source::tar_directory(dir);
   // Touching a file (mtime) changes nothing; contents do.
   dtest::write_file(dir + "/b.txt", "bee\n");
-  CHECK(docker::tar_directory(dir) == first);
+  CHECK(launch::source::tar_directory(dir) == first);
   CHECK(first.find("ref: refs/heads/main") == std::string::npos);  // .git left out
   CHECK(first.find("echo hi") != std::string::npos);
-  CHECK(docker::tar_directory(dir, {{"Extra", "x"}}) != first);
+  CHECK(launch::source::tar_directory(dir, {{"Extra", "x"}}) != first);
   dtest::write_file(dir + "/b.txt", "bee2\n");
-  CHECK(docker::tar_directory(dir) != first);
-  CHECK_THROWS_AS(docker::tar_directory(dir + "/missing"), Error);
+  CHECK(launch::source::tar_directory(dir) != first);
+  CHECK_THROWS_AS(launch::source::tar_directory(dir + "/missing"), Error);
+}
+
+namespace {
+
+// The paths in a tar, as GNU tar lists them.
+std::vector<std::string> tar_paths(const std::string& tar) {
+  launch::util::ProcessOptions o;
+  o.input = tar;
+  auto r = launch::util::run_process({"tar", "-tf", "-"}, o);
+  REQUIRE(r.status == 0);
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < r.out.size()) {
+    std::size_t eol = r.out.find('\n', pos);
+    std::string p = r.out.substr(pos, eol - pos);
+    if (!p.empty() && p.back() == '/') p.pop_back();
+    out.push_back(p);
+    pos = eol + 1;
+  }
+  return out;
+}
+
+bool has_path(const std::vector<std::string>& paths, const std::string& p) {
+  return std::find(paths.begin(), paths.end(), p) != paths.end();
+}
+
+}  // namespace
+
+TEST_CASE(".dockerignore rules follow Docker's") {
+  using launch::source::IgnoreRules;
+  IgnoreRules r("# comment\n\n  *.log  \n/build\ndocs/**/*.tmp\n**/cache\n!keep.log\n");
+  CHECK(r.excludes("a.log"));
+  CHECK_FALSE(r.excludes("keep.log"));  // the last matching line wins
+  CHECK_FALSE(r.excludes("sub/a.log"));  // '*' stays within one directory
+  CHECK(r.excludes("build"));
+  CHECK(r.excludes("build/out/x.o"));  // under an excluded directory
+  CHECK_FALSE(r.excludes("src/build"));
+  CHECK(r.excludes("docs/x.tmp"));  // '**' is zero directories too
+  CHECK(r.excludes("docs/a/b/x.tmp"));
+  CHECK(r.excludes("cache"));
+  CHECK(r.excludes("deep/er/cache/f"));
+  CHECK_FALSE(r.excludes("docs/x.md"));
+  CHECK(r.has_exceptions());
+  CHECK(IgnoreRules("./a/../b?\n").excludes("bc"));
+  CHECK(IgnoreRules("[ab].txt").excludes("b.txt"));
+  CHECK_FALSE(IgnoreRules("[ab].txt").excludes("c.txt"));
+  try {
+    IgnoreRules("ok\nbad[\n");
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("line 2") != std::string::npos);
+  }
+}
+
+TEST_CASE("build contexts leave out what .dockerignore excludes, never the Dockerfile") {
+  std::string dir = dtest::make_temp_dir("launch-ctx-");
+  dtest::write_file(dir + "/main.py", "print(1)\n");
+  dtest::write_file(dir + "/Dockerfile", "FROM scratch\n");
+  dtest::write_file(dir + "/secret.env", "TOKEN=1\n");
+  dtest::write_file(dir + "/node_modules/pkg/index.js", "x\n");
+  dtest::write_file(dir + "/logs/a.log", "a\n");
+  dtest::write_file(dir + "/logs/keep.log", "k\n");
+  dtest::write_file(dir + "/.dockerignore",
+                    "secret.env\nnode_modules\nlogs\n!logs/keep.log\nDockerfile\n.dockerignore\n");
+  launch::JobSpec spec;
+  auto ctx = launch::source::prepare_context(spec, dir, "");
+  CHECK(ctx.dockerfile == "Dockerfile");
+  auto paths = tar_paths(ctx.tar);
+  CHECK(has_path(paths, "main.py"));
+  CHECK(has_path(paths, "Dockerfile"));     // the engine needs it, whatever the file says
+  CHECK(has_path(paths, ".dockerignore"));  // so does the engine
+  CHECK_FALSE(has_path(paths, "secret.env"));
+  CHECK_FALSE(has_path(paths, "node_modules/pkg/index.js"));
+  CHECK_FALSE(has_path(paths, "logs/a.log"));
+  CHECK(has_path(paths, "logs/keep.log"));  // brought back by '!'
+  // An ignored file's content does not change the image's tag.
+  dtest::write_file(dir + "/secret.env", "TOKEN=2\n");
+  CHECK(launch::source::prepare_context(spec, dir, "").hash == ctx.hash);
+  dtest::write_file(dir + "/main.py", "print(2)\n");
+  CHECK(launch::source::prepare_context(spec, dir, "").hash != ctx.hash);
 }
 
 TEST_CASE("the engine's API version is negotiated with /_ping") {

@@ -16,7 +16,7 @@
 #include <curl/curl.h>
 
 #include "util/json.hpp"
-#include "docker/context.hpp"
+#include "builder/source.hpp"
 #include "docker/registry.hpp"
 #include "launch/error.hpp"
 #include "util/process.hpp"
@@ -134,7 +134,7 @@ const std::string& busybox_image() {
   opts.tag = tag;
   opts.dockerfile = "Dockerfile";
   std::string log;
-  engine.build_image(launch::docker::tar_directory(dir), opts,
+  engine.build_image(launch::source::tar_directory(dir), opts,
                      [&](const std::string& l) { log += l; });
   track_image(tag);
   std::lock_guard<std::mutex> lock(s.mu);

@@ -1,5 +1,6 @@
-#include "docker/context.hpp"
+#include "builder/source.hpp"
 
+#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -16,14 +17,24 @@
 #include <fmt/format.h>
 
 #include "launch/error.hpp"
+#include "util/json.hpp"
+#include "util/sha256.hpp"
 #include "util/process.hpp"
 
 
 namespace launch {
-namespace docker {
+namespace source {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr const char* kGeneratedDockerfile = ".launch.Dockerfile";
+constexpr const char* kDefaultBaseImage = "python:3.11-slim";
+
+bool is_regular_file(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
 
 struct Entry {
   enum class Kind { file, dir, symlink } kind = Kind::file;
@@ -49,12 +60,120 @@ std::string read_file(const fs::path& p) {
 
 }  // namespace
 
-std::string tar_directory(const std::string& dir, const std::vector<ExtraFile>& extra) {
+// ---- .dockerignore
+
+namespace {
+
+std::string trim(const std::string& s) {
+  std::size_t a = s.find_first_not_of(" \t\r");
+  if (a == std::string::npos) return "";
+  std::size_t b = s.find_last_not_of(" \t\r");
+  return s.substr(a, b - a + 1);
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    std::string seg = path.substr(start, slash - start);
+    if (seg == "..") {
+      if (!out.empty()) out.pop_back();
+    } else if (!seg.empty() && seg != ".") {
+      out.push_back(seg);
+    }
+    start = slash + 1;
+  }
+  return out;
+}
+
+// Segment-wise match; "**" takes any number of segments, zero included.
+bool match_segments(const std::vector<std::string>& pat, std::size_t pi,
+                    const std::vector<std::string>& path, std::size_t si) {
+  for (; pi < pat.size(); ++pi, ++si) {
+    if (pat[pi] == "**") {
+      for (std::size_t k = si; k <= path.size(); ++k) {
+        if (match_segments(pat, pi + 1, path, k)) return true;
+      }
+      return false;
+    }
+    if (si >= path.size() || ::fnmatch(pat[pi].c_str(), path[si].c_str(), 0) != 0) {
+      return false;
+    }
+  }
+  return si == path.size();
+}
+
+}  // namespace
+
+IgnoreRules::IgnoreRules(const std::string& text) {
+  std::size_t pos = 0;
+  int line_no = 0;
+  while (pos <= text.size()) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (!line.empty() && line[0] == '#') continue;
+    line = trim(line);
+    if (line.empty()) continue;
+    Rule rule;
+    if (line[0] == '!') {
+      rule.exception = true;
+      line = trim(line.substr(1));
+    }
+    rule.segments = split_path(line);
+    if (rule.segments.empty()) continue;  // "/" or "." alone names the whole context: Docker ignores it
+    for (const auto& seg : rule.segments) {
+      // fnmatch takes an unclosed '[' literally; Docker refuses it.
+      std::size_t open = seg.find('[');
+      if (open != std::string::npos && seg.find(']', open) == std::string::npos) {
+        throw Error(Errc::invalid, fmt::format(".dockerignore line {}: \"{}\": unclosed '['",
+                                               line_no, line));
+      }
+    }
+    has_exceptions_ = has_exceptions_ || rule.exception;
+    rules_.push_back(std::move(rule));
+  }
+}
+
+bool IgnoreRules::excludes(const std::string& path) const {
+  std::vector<std::string> segs = split_path(path);
+  bool excluded = false;
+  for (const auto& rule : rules_) {
+    // A pattern that matches a parent directory matches what is under it.
+    bool matched = false;
+    std::vector<std::string> prefix;
+    for (const auto& seg : segs) {
+      prefix.push_back(seg);
+      if (match_segments(rule.segments, 0, prefix, 0)) {
+        matched = true;
+        break;
+      }
+    }
+    if (matched) excluded = !rule.exception;
+  }
+  return excluded;
+}
+
+// ---- the tar
+
+std::string tar_directory(const std::string& dir, const std::vector<ExtraFile>& extra,
+                          const std::vector<std::string>& keep) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     throw Error(Errc::invalid,
                 fmt::format("build context: \"{}\" is not a directory", dir));
   }
+  IgnoreRules ignore;
+  if (is_regular_file(dir + "/.dockerignore")) {
+    ignore = IgnoreRules(read_file(dir + "/.dockerignore"));
+  }
+  auto kept = [&](const std::string& name) {
+    return name == ".dockerignore" || std::find(keep.begin(), keep.end(), name) != keep.end();
+  };
   std::map<std::string, Entry> entries;  // sorted by path
   fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec), end;
   if (ec) {
@@ -69,6 +188,12 @@ std::string tar_directory(const std::string& dir, const std::vector<ExtraFile>& 
     std::string name = rel.generic_string();
     if (name == ".git") {
       it.disable_recursion_pending();
+      continue;
+    }
+    if (!ignore.empty() && !kept(name) && ignore.excludes(name)) {
+      // Nothing under an excluded directory comes back unless a `!` line
+      // could bring it: then the walk goes on and filters each path.
+      if (!ignore.has_exceptions()) it.disable_recursion_pending();
       continue;
     }
     struct stat st;
@@ -191,5 +316,53 @@ std::string git_checkout(const std::string& url, const std::string& ref, const s
   return commit;
 }
 
-}  // namespace docker
+std::string generated_dockerfile(const JobSpec& spec, bool has_requirements) {
+  auto base = spec.env.find("LAUNCH_BASE_IMAGE");
+  std::string out = fmt::format("FROM {}\n",
+                                base == spec.env.end() ? kDefaultBaseImage : base->second);
+  out += "WORKDIR /launch/code\n";
+  if (has_requirements) {
+    out += "COPY requirements.txt /launch/code/requirements.txt\n";
+    out += "RUN [\"pip\", \"install\", \"--no-cache-dir\", \"-r\", \"requirements.txt\"]\n";
+  }
+  out += "COPY . /launch/code\n";
+  if (!spec.entry_point.empty()) {
+    rapidjson::Document d;
+    out += "ENTRYPOINT " + json::dump(json::string_array(spec.entry_point, d.GetAllocator())) +
+           "\n";
+  }
+  return out;
+}
+
+PreparedContext prepare_context(const JobSpec& spec, const std::string& dir,
+                                const std::string& platform) {
+  PreparedContext ctx;
+  std::vector<ExtraFile> extra;
+  if (!spec.dockerfile.empty()) {
+    if (spec.dockerfile.find("..") != std::string::npos || spec.dockerfile[0] == '/' ||
+        !is_regular_file(dir + "/" + spec.dockerfile)) {
+      throw Error(Errc::invalid,
+                  fmt::format("job dockerfile \"{}\": no such file in the job's source",
+                              spec.dockerfile));
+    }
+    ctx.dockerfile = spec.dockerfile;
+  } else if (is_regular_file(dir + "/Dockerfile")) {
+    ctx.dockerfile = "Dockerfile";
+  } else {
+    ctx.dockerfile = kGeneratedDockerfile;
+    extra.push_back({kGeneratedDockerfile,
+                     generated_dockerfile(spec, is_regular_file(dir + "/requirements.txt"))});
+  }
+  ctx.tar = tar_directory(dir, extra, {ctx.dockerfile});
+  Sha256 h;
+  h.update(ctx.tar);
+  h.update("\n", 1);
+  h.update(ctx.dockerfile);
+  h.update("\n", 1);
+  h.update(platform);
+  ctx.hash = h.hex_digest();
+  return ctx;
+}
+
+}  // namespace source
 }  // namespace launch
