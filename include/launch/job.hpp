@@ -99,7 +99,7 @@ struct LAUNCH_EXPORT QueueItem {
 };
 
 // The JSON forms used by the CLI's --json, the C ABI and the stores.
-// Field names are the DESIGN.md names (snake_case). Every field is written
+// Field names are the DESIGN names (docs/architecture.md) (snake_case). Every field is written
 // (a spec's source as the keys of its kind only: image; git_url, git_ref;
 // code_dir; a spec's unset priority and an item's missing exit_code and
 // error as null). The readers accept fields they do not know and refuse

@@ -14,7 +14,7 @@
  *  - Handles: opaque, created by launch_<object>_create/open and released by
  *    the matching destroy/close, which accepts NULL.
  *  - JSON: jobs, items and queues cross this header as JSON text, with the
- *    field names of DESIGN.md (snake_case).
+ *    field names of docs/architecture.md (snake_case).
  *  - Queue names are "ENTITY/NAME".
  *
  * Thread safety: a transport may be used from several threads at once; an
