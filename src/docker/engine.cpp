@@ -97,9 +97,14 @@ void LogDemuxer::feed(const char* data, std::size_t size) {
 
 void ProgressStream::line(const std::string& json_line) {
   if (json_line.empty()) return;
-  rapidjson::Document d;
-  d.Parse(json_line.c_str(), json_line.size());
-  if (d.HasParseError() || !d.IsObject()) {
+  json::Document d;
+  try {
+    d = json::parse(json_line, "docker progress");
+  } catch (const Error&) {
+    out_(json_line + "\n");
+    return;
+  }
+  if (!d.IsObject()) {
     out_(json_line + "\n");
     return;
   }

@@ -10,10 +10,11 @@
 
 #include <curl/curl.h>
 #include <fmt/format.h>
-#include <rapidjson/document.h>
 
 #include "http/auth.hpp"
+#include "launch/error.hpp"
 #include "launch/version.hpp"
+#include "util/json.hpp"
 
 namespace launch {
 namespace http {
@@ -165,9 +166,15 @@ Errc errc_for_status(long status) {
 std::string server_message(const std::string& body) {
   constexpr std::size_t kMax = 300;
   std::string text;
-  rapidjson::Document d;
-  d.Parse(body.c_str(), body.size());
-  if (!d.HasParseError() && d.IsObject()) {
+  // Through the one parser, so a server's crafted body meets its limits.
+  json::Document d;
+  bool parsed = true;
+  try {
+    d = json::parse(body, "response");
+  } catch (const Error&) {
+    parsed = false;
+  }
+  if (parsed && d.IsObject()) {
     for (const char* key : {"message", "error"}) {
       auto it = d.FindMember(key);
       if (it == d.MemberEnd()) continue;

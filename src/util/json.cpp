@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <vector>
 
 #include <fmt/format.h>
 #include <rapidjson/error/en.h>
@@ -11,17 +12,91 @@
 #include <yaml-cpp/yaml.h>
 
 #include "launch/error.hpp"
+#include "util/limits.hpp"
 
 namespace launch {
 namespace json {
 
+namespace {
+
+// Builds the Document through RapidJSON's iterative reader (no recursion
+// for a crafted document to overflow), refusing nesting past the limit as
+// it goes, and reading every number from its text: integers exactly,
+// others with strtod (correctly rounded, so a number comes back the same
+// from every store; RapidJSON's own full-precision path turns 9e308 into a
+// tiny negative number), and anything that would be infinite refused.
+class StrictHandler {
+ public:
+  explicit StrictHandler(Document& d) : d_(d) {}
+  std::string error;
+
+  bool Null() { return d_.Null(); }
+  bool Bool(bool b) { return d_.Bool(b); }
+  bool Int(int i) { return d_.Int(i); }
+  bool Uint(unsigned u) { return d_.Uint(u); }
+  bool Int64(int64_t i) { return d_.Int64(i); }
+  bool Uint64(uint64_t u) { return d_.Uint64(u); }
+  bool Double(double v) { return d_.Double(v); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return d_.String(s, n, copy); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return d_.Key(s, n, copy); }
+  bool StartObject() { return enter() && d_.StartObject(); }
+  bool EndObject(rapidjson::SizeType n) { --depth_; return d_.EndObject(n); }
+  bool StartArray() { return enter() && d_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { --depth_; return d_.EndArray(n); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    std::string text(s, n);
+    if (text.find_first_of(".eE") == std::string::npos) {
+      errno = 0;
+      char* end = nullptr;
+      if (text[0] == '-') {
+        long long v = std::strtoll(text.c_str(), &end, 10);
+        if (errno == 0 && *end == '\0') return d_.Int64(v);
+      } else {
+        unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+        if (errno == 0 && *end == '\0') return d_.Uint64(v);
+      }
+    }
+    double v = std::strtod(text.c_str(), nullptr);
+    if (!std::isfinite(v)) {
+      error = fmt::format("the number {} is too large to represent", text);
+      return false;
+    }
+    return d_.Double(v);
+  }
+
+ private:
+  bool enter() {
+    if (++depth_ > limits::kMaxNesting) {
+      error = fmt::format("JSON nests deeper than {} levels", limits::kMaxNesting);
+      return false;
+    }
+    return true;
+  }
+  Document& d_;
+  int depth_ = 0;
+};
+
+}  // namespace
+
 Document parse(const std::string& text, const std::string& what) {
   Document d;
-  d.Parse(text.c_str(), text.size());
-  if (d.HasParseError()) {
+  std::string error;
+  rapidjson::ParseResult result;
+  auto generate = [&](Document& target) {
+    StrictHandler h(target);
+    rapidjson::Reader reader;
+    rapidjson::StringStream in(text.c_str());
+    result = reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag>(
+        in, h);
+    error = h.error;
+    return !result.IsError();
+  };
+  d.Populate(generate);
+  if (!error.empty()) throw Error(Errc::invalid, fmt::format("{}: {}", what, error));
+  if (result.IsError()) {
     throw Error(Errc::invalid,
-                fmt::format("{}: invalid JSON at offset {}: {}", what, d.GetErrorOffset(),
-                            rapidjson::GetParseError_En(d.GetParseError())));
+                fmt::format("{}: invalid JSON at offset {}: {}", what, result.Offset(),
+                            rapidjson::GetParseError_En(result.Code())));
   }
   return d;
 }
@@ -206,30 +281,66 @@ Value plain_scalar(const std::string& s, Allocator& a) {
   return str(s, a);
 }
 
-Value from_yaml(const YAML::Node& n, Allocator& a) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return Value();
-    case YAML::NodeType::Scalar:
-      // A quoted scalar has the non-specific tag "!": it is always a string.
-      if (n.Tag() == "!") return str(n.Scalar(), a);
-      return plain_scalar(n.Scalar(), a);
-    case YAML::NodeType::Sequence: {
-      Value arr(rapidjson::kArrayType);
-      for (const auto& e : n) arr.PushBack(from_yaml(e, a), a);
-      return arr;
-    }
-    case YAML::NodeType::Map: {
-      Value obj(rapidjson::kObjectType);
-      for (const auto& kv : n) {
-        obj.AddMember(str(kv.first.as<std::string>(), a), from_yaml(kv.second, a), a);
-      }
-      return obj;
+// Converts a YAML tree, bounding its depth (an alias of its own enclosing
+// node, `&a [*a]`, is infinitely deep) and the size it expands to (aliases
+// of aliases grow exponentially), both through limits.hpp.
+struct YamlConverter {
+  const std::string& what;
+  Allocator& a;
+  std::size_t bytes = 0;
+
+  void count(std::size_t n) {
+    bytes += n;
+    if (bytes > limits::kMaxYamlExpandedBytes) {
+      throw Error(Errc::invalid,
+                  fmt::format("{}: expands to more than {} bytes (through YAML aliases?)", what,
+                              limits::kMaxYamlExpandedBytes));
     }
   }
-  return Value();
-}
+
+  Value convert(const YAML::Node& n, int depth) {
+    if (depth > limits::kMaxNesting) {
+      throw Error(Errc::invalid,
+                  fmt::format("{}: nests deeper than {} levels (a YAML alias inside the node "
+                              "it names?) at line {}",
+                              what, limits::kMaxNesting, n.Mark().line + 1));
+    }
+    switch (n.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        count(4);
+        return Value();
+      case YAML::NodeType::Scalar:
+        count(n.Scalar().size() + 2);
+        // A quoted scalar has the non-specific tag "!": it is always a string.
+        if (n.Tag() == "!") return str(n.Scalar(), a);
+        return plain_scalar(n.Scalar(), a);
+      case YAML::NodeType::Sequence: {
+        count(2);
+        Value arr(rapidjson::kArrayType);
+        for (const auto& e : n) arr.PushBack(convert(e, depth + 1), a);
+        return arr;
+      }
+      case YAML::NodeType::Map: {
+        count(2);
+        Value obj(rapidjson::kObjectType);
+        for (const auto& kv : n) {
+          if (!kv.first.IsScalar()) {
+            // The common case: `GPUS: {{gpus}}` unquoted is a map as a key.
+            throw Error(Errc::invalid,
+                        fmt::format("{}: line {}, column {}: a map key must be plain text; "
+                                    "quote a template placeholder (\"{{{{var}}}}\")",
+                                    what, kv.first.Mark().line + 1, kv.first.Mark().column + 1));
+          }
+          count(kv.first.Scalar().size() + 3);
+          obj.AddMember(str(kv.first.Scalar(), a), convert(kv.second, depth + 1), a);
+        }
+        return obj;
+      }
+    }
+    return Value();
+  }
+};
 
 }  // namespace
 
@@ -242,7 +353,8 @@ std::string yaml_to_json(const std::string& text, const std::string& what) {
                                            e.mark.line + 1, e.mark.column + 1));
   }
   Document d;
-  Value v = from_yaml(root, d.GetAllocator());
+  YamlConverter converter{what, d.GetAllocator()};
+  Value v = converter.convert(root, 0);
   return dump(v);
 }
 

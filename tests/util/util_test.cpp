@@ -14,6 +14,8 @@
 #include "support/temp_dir.hpp"
 #include "util/base64.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
+#include "util/limits.hpp"
 #include "util/process.hpp"
 #include "util/sha256.hpp"
 #include "util/user.hpp"
@@ -210,4 +212,41 @@ TEST_CASE("the user name is the effective user's") {
   CHECK_FALSE(name.empty());
   CHECK(name == util::run_process({"id", "-un"}).out.substr(0, name.size()));
   CHECK_FALSE(util::host_name().empty());
+}
+
+TEST_CASE("JSON: nesting, non-finite numbers and precision are held to limits.hpp") {
+  namespace json = launch::json;
+  std::string deep(launch::limits::kMaxNesting, '[');
+  deep += std::string(launch::limits::kMaxNesting, ']');
+  CHECK_NOTHROW(json::parse(deep, "doc"));
+  std::string deeper = "[" + deep + "]";
+  CHECK_THROWS_WITH_AS(json::parse(deeper, "doc"), "doc: JSON nests deeper than 64 levels", Error);
+  // 50,000 levels: refused, no stack overflow in the parser.
+  std::string pill = "{\"a\":" + std::string(50000, '[') + std::string(50000, ']') + "}";
+  CHECK_THROWS_AS(json::parse(pill, "push"), Error);
+  CHECK_THROWS_WITH_AS(json::parse("{\"a\":1,\"b\":9e308}", "doc"),
+                       doctest::Contains("too large"), Error);
+  // Full precision: the same number comes back out.
+  CHECK(json::dump(json::parse("[8.888888888888889e70]", "doc")) == "[8.888888888888889e70]");
+}
+
+TEST_CASE("YAML: self-referencing aliases, alias bombs and map keys are refused clearly") {
+  namespace json = launch::json;
+  CHECK_THROWS_WITH_AS(json::yaml_to_json("&a [*a]", "q.yaml"),
+                       doctest::Contains("nests deeper than 64"), Error);
+  CHECK_THROWS_AS(json::yaml_to_json("entity: e\nqueues: &q [*q]\n", "c.yaml"), Error);
+  // Ten levels of ten aliases: 10^10 leaves from a few hundred bytes.
+  std::string bomb = "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n";
+  for (int i = 1; i <= 10; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += (k ? ",*a" : "*a") + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  CHECK_THROWS_WITH_AS(json::yaml_to_json(bomb, "q.yaml"),
+                       doctest::Contains("expands to more than 1048576 bytes"), Error);
+  CHECK_THROWS_WITH_AS(json::yaml_to_json("env:\n  GPUS: {{gpus}}\n", "q.yaml"),
+                       doctest::Contains("line 2, column 10: a map key must be plain text; quote"),
+                       Error);
+  CHECK(json::yaml_to_json("env:\n  GPUS: \"{{gpus}}\"\n", "q.yaml") ==
+        "{\"env\":{\"GPUS\":\"{{gpus}}\"}}");
 }
