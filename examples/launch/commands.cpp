@@ -340,7 +340,7 @@ class LogTail {
 int logs(Context& ctx, const std::string& item_id, bool follow) {
   auto& t = ctx.transport();
   auto item = t.get(item_id);  // an unknown item is an error, not empty logs
-  std::string dir = launch::launch_home() + "/runs/" + item.id + "/";
+  std::string dir = launch::run_directory(launch::launch_home(), item.id) + "/";
   LogTail tails[] = {{dir + "build.log", "build", stdout},
                      {dir + "stdout.log", "stdout", stdout},
                      {dir + "stderr.log", "stderr", stderr}};
@@ -367,7 +367,9 @@ int logs(Context& ctx, const std::string& item_id, bool follow) {
 int agents(Context& ctx) {
   auto records = ctx.transport().list_agents();
   if (ctx.json) {
-    print(agents_json(records));
+    std::vector<std::string> out;
+    for (const auto& a : records) out.push_back(launch::to_json(a));
+    print(json_array(out));
     return 0;
   }
   Table table({"ID", "HOST", "PID", "STATUS", "QUEUES", "RUNNING", "LAST SEEN"});

@@ -32,14 +32,17 @@
 
 #include "agent/gpu_pool.hpp"
 #include "agent/runner_calls.hpp"
-#include "core/json.hpp"
 #include "core/secure.hpp"
 #include "launch/agent.hpp"
 #include "launch/error.hpp"
+#include "launch/home.hpp"
 #include "launch/log.hpp"
 #include "launch/runner.hpp"
 #include "launch/template.hpp"
 #include "launch/version.hpp"
+#include "util/fs.hpp"
+#include "util/json.hpp"
+#include "util/user.hpp"
 
 namespace launch {
 namespace {
@@ -58,27 +61,6 @@ constexpr milliseconds kRunPoll{100};
 // Worker threads for runners that may block: one per job slot and one for a
 // call whose item was dropped meanwhile, at most this many.
 constexpr int kMaxRunnerThreads = 16;
-
-// mkdir -p. The leaf first: a run's directory is new but its parents
-// (LAUNCH_HOME/runs) almost always exist, so that is one system call per
-// job; parents are made only when the leaf's are missing.
-void make_dirs(const std::string& path) {
-  if (path.empty() || ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return;
-  if (errno == ENOENT) {
-    auto slash = path.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) {
-      make_dirs(path.substr(0, slash));
-      if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return;
-    }
-  }
-  throw Error(Errc::io, fmt::format("cannot create directory {}: {}", path, std::strerror(errno)));
-}
-
-std::string host_name() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
 
 std::uint64_t fnv1a(const std::string& s) {
   std::uint64_t h = 1469598103934665603ull;
@@ -206,7 +188,7 @@ struct Agent::Impl {
     for (const auto& n : names) key += "\n" + n;
     std::string base = fmt::format("{}-{:08x}", host, fnv1a(key) & 0xffffffffu);
     std::string dir = home + "/agents";
-    make_dirs(dir);
+    util::make_directories(dir);
     for (int n = 0; n < 1000; ++n) {
       std::string candidate =
           n == 0 ? base : fmt::format("{}-{}{}", base, ::getpid(), n == 1 ? "" : "-" + std::to_string(n));
@@ -258,21 +240,11 @@ struct Agent::Impl {
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
       start_json_line(w);
-      w.Key("item");
-      w.String(ev.item_id);
-      w.Key("queue");
-      w.String(ev.queue.str());
-      w.Key("state");
-      w.String(to_string(ev.state));
-      w.Key("run_id");
-      w.String(ev.run_id);
-      if (ev.exit_code) {
-        w.Key("exit_code");
-        w.Int(*ev.exit_code);
-      }
-      if (!ev.message.empty()) {
-        w.Key("message");
-        w.String(ev.message);
+      // Then the event's own JSON form, the one on_event hosts get.
+      json::Document event = json::parse_object(to_json(ev), "job event");
+      for (const auto& m : event.GetObject()) {
+        w.Key(m.name.GetString(), m.name.GetStringLength());
+        m.value.Accept(w);
       }
       w.EndObject();
       line.assign(buf.GetString(), buf.GetSize());
@@ -347,7 +319,7 @@ struct Agent::Impl {
   // not heard yet): then it ends stopped.
   void release(const std::string& item_id) {
     try {
-      emit(transport->requeue(item_id, id, Requeue::released));
+      emit(transport->requeue(item_id, id, RequeueReason::released));
       return;
     } catch (const Error& e) {
       if (e.code() != Errc::state) {
@@ -355,7 +327,7 @@ struct Agent::Impl {
         return;
       }
     }
-    report(item_id, [&] { return transport->stopped(item_id, id); });
+    report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
   }
 
   void fail(const std::string& item_id, ErrorStage stage, const std::string& message,
@@ -370,7 +342,7 @@ struct Agent::Impl {
   void end_early(Active& a, ErrorStage stage, const std::string& message) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->stopped(item_id, id); });
+      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
       forget(item_id);
     } else if (a.releasing) {
       release(item_id);
@@ -406,7 +378,7 @@ struct Agent::Impl {
   void run_ended(Active& a, const RunStatus& st) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->stopped(item_id, id); });
+      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
     } else if (a.releasing) {
       release(item_id);
     } else {
@@ -415,7 +387,7 @@ struct Agent::Impl {
           finish(a, st.exit_code.value_or(0));
           break;
         case RunPhase::preempted:
-          report(item_id, [&] { return transport->requeue(item_id, id, Requeue::preempted); },
+          report(item_id, [&] { return transport->requeue(item_id, id, RequeueReason::preempted); },
                  st.message.empty() ? "preempted" : "preempted: " + st.message);
           break;
         case RunPhase::stopped:
@@ -459,7 +431,7 @@ struct Agent::Impl {
   }
 
   std::string log_dir_for(const std::string& item_id) const {
-    return home + "/runs/" + item_id;
+    return run_directory(home, item_id);
   }
 
   // Template values, deep merge and secure mode: everything that needs no
@@ -490,7 +462,7 @@ struct Agent::Impl {
     job.log_dir = log_dir_for(a.item.id);
     job.agent_id = id;
     job.image = spec.source.kind == JobSource::Kind::image ? spec.source.image : "";
-    make_dirs(job.log_dir);
+    util::make_directories(job.log_dir);
   }
 
   // Macros and the GPU count, once the image is known.
@@ -794,7 +766,7 @@ struct Agent::Impl {
     if (error) note(LogLevel::warn, fmt::format("item {}: reattach failed: {}", item_id, *error));
     if (!run) {
       if (a.cancel_requested) {
-        report(item_id, [&] { return transport->stopped(item_id, id); });
+        report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
       } else {
         report(item_id, [&] {
           return transport->fail(item_id, id,
@@ -959,7 +931,7 @@ struct Agent::Impl {
       note(LogLevel::warn, fmt::format("heartbeat failed: {}", e.what()));
       return;
     }
-    for (const auto& item_id : reply.cancel) {
+    for (const auto& item_id : reply.cancel_requested) {
       auto it = active.find(item_id);
       if (it == active.end() || it->second.cancel_requested) continue;
       Active& a = it->second;
@@ -1110,7 +1082,7 @@ Agent::Agent(AgentConfig config, std::shared_ptr<Transport> transport)
   m.config = std::move(config);
   m.transport = std::move(transport);
   m.home = m.config.launch_home.empty() ? launch_home() : m.config.launch_home;
-  m.host = host_name();
+  m.host = util::host_name();
   if (m.config.entity.empty()) {
     throw Error(Errc::invalid, "agent: entity is empty (set -e, LAUNCH_ENTITY or `entity`)");
   }
@@ -1125,7 +1097,7 @@ Agent::Agent(AgentConfig config, std::shared_ptr<Transport> transport)
   }
   m.wake_r = fds[0];
   m.wake_w = fds[1];
-  make_dirs(m.home);
+  util::make_directories(m.home);
   m.choose_id();
   m.record.id = m.id;
   m.record.host = m.host;

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/queue.hpp"
 
 namespace launch {

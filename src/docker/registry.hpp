@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "http/auth.hpp"
+
 namespace launch {
 namespace docker {
 
@@ -22,18 +24,15 @@ struct ImageRef {
 };
 ImageRef parse_image_ref(const std::string& reference);
 
-struct Credentials {
-  std::string username;
-  std::string password;
-};
+using Credentials = http::RegistryCredentials;
 
-// The credentials for `registry` in the Docker config file
-// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), from its
-// "auths" entries ("auth" is base64 of user:password). nullopt when none.
-// Errc::invalid naming the file for a malformed file.
+// The credentials for `registry` from the Docker config file, as the docker
+// CLI finds them (credential helpers, the store, "auths"): see
+// http::docker_credentials. nullopt when none.
 std::optional<Credentials> registry_credentials(const std::string& registry);
 
-// The engine's X-Registry-Auth value (base64url JSON), "" for anonymous.
+// The engine's X-Registry-Auth value (base64url JSON: username and password,
+// or an identity token), "" for anonymous.
 std::string registry_auth_header(const std::string& registry);
 
 // True when the registry already has `ref` (HEAD /v2/<repo>/manifests/<tag>),
@@ -41,10 +40,6 @@ std::string registry_auth_header(const std::string& registry);
 // token from the registry's realm). Loopback registries are spoken to over
 // http, others over https. Errc::io when the registry cannot be asked.
 bool registry_has_manifest(const ImageRef& ref);
-
-std::string base64_encode(const std::string& data, bool url_safe = false);
-// Errc::invalid for malformed input.
-std::string base64_decode(const std::string& text);
 
 }  // namespace docker
 }  // namespace launch

@@ -63,7 +63,7 @@
 #include <fmt/format.h>
 
 #include "core/builtins.hpp"
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"
@@ -704,7 +704,7 @@ class PostgresTransport final : public RecordTransport {
       // A refused finish claims nothing: hand the claimed item back.
       if (out.next) {
         try {
-          requeue(out.next->id, agent_id, Requeue::released);
+          requeue(out.next->id, agent_id, RequeueReason::released);
         } catch (const Error&) {
           // Its lease expires instead.
         }
