@@ -139,6 +139,8 @@ class CRunner : public launch::Runner {
   }
 
   bool needs_image() const override { return reg_->vt.needs_image != 0; }
+  // launch.h promises C callbacks run on the agent's thread.
+  bool blocking() const override { return false; }
 
  private:
   // The run that `callback` (submit, reattach) returned `rc` for and wrote

@@ -63,6 +63,9 @@ class InhouseRun : public launch::Run {
 class InhouseRunner : public launch::Runner {
  public:
   explicit InhouseRunner(Scheduler& s) : sched_(s) {}
+  // The scheduler lives on the host's thread and is quick to answer: no
+  // worker threads, every call on the agent's (the host's) thread.
+  bool blocking() const override { return false; }
   std::unique_ptr<launch::Run> submit(const launch::ResolvedJob& job) override {
     Scheduler::Task t;
     t.name = job.item.spec.name;

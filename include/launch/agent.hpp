@@ -9,6 +9,13 @@
 // Embedding: run() blocks until the agent has stopped; step() does one turn
 // for a host's own loop. stop() may be called from another thread or a
 // signal handler.
+//
+// Threads: the agent's thread is the one that calls run() or step(). The
+// transport, on_event callbacks and fast runners (Runner::blocking() false)
+// are used only from it. A blocking runner's submit, reattach, poll and
+// cancel are made on a few worker threads the agent starts as they are
+// needed (at most max_jobs + 1, 16 at the most) and joins when destroyed,
+// so a slow target holds up neither heartbeats nor other items.
 #ifndef LAUNCH_AGENT_HPP
 #define LAUNCH_AGENT_HPP
 

@@ -50,7 +50,10 @@ struct RunStatus {
   std::string message;           // why it failed / was stopped / preempted
 };
 
-// One started run. Not thread-safe: the agent calls it from one thread.
+// One started run. Not thread-safe: the agent makes one call on it at a
+// time. For a blocking() runner that call may come from any of the agent's
+// worker threads, a different one each time; otherwise it is always the
+// agent's own thread. Destroying a run stops what it started.
 class LAUNCH_EXPORT Run {
  public:
   virtual ~Run();
@@ -79,6 +82,16 @@ class LAUNCH_EXPORT Runner {
   virtual std::unique_ptr<Run> reattach(const QueueItem& item, const QueueDef& queue);
   // True when jobs need a container image (the agent builds one first).
   virtual bool needs_image() const { return false; }
+  // True (the default) when submit, reattach or a run's poll and cancel
+  // may take a while: a remote API behind a slow server. The agent then
+  // makes those calls on a few worker threads of its own, so its heartbeats,
+  // cancels and other items go on meanwhile; calls for different runs may
+  // overlap, so such a runner must be thread-safe (one run still sees one
+  // call at a time). False: every call is made on the agent's thread, and
+  // must return promptly (local-process, or a host's in-process scheduler
+  // that is not thread-safe). needs_image() and blocking() are always
+  // called on the agent's thread.
+  virtual bool blocking() const { return true; }
 };
 
 // What a runner factory may look at: the agent's settings that concern it.

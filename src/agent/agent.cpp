@@ -1,6 +1,9 @@
 // The agent: one thread, one poll(2) loop over the transport's wake-up
-// descriptor, each run's descriptor and a self-pipe (stop(), finished
-// builds), with timers for heartbeats and lease expiry.
+// descriptor, each run's descriptor, a self-pipe (stop(), finished builds)
+// and the eventfd of its runner calls, with timers for heartbeats and lease
+// expiry. Runners that may block (Runner::blocking()) are called on a few
+// worker threads (runner_calls.hpp) so a slow remote API holds up neither
+// heartbeats nor the other items; everything else happens on this thread.
 //
 // A claimed item goes: resolve (template values, deep merge, secure mode)
 // -> build on a worker thread when the runner needs an image -> macros ->
@@ -28,6 +31,7 @@
 #include <rapidjson/writer.h>
 
 #include "agent/gpu_pool.hpp"
+#include "agent/runner_calls.hpp"
 #include "core/secure.hpp"
 #include "launch/agent.hpp"
 #include "launch/error.hpp"
@@ -51,6 +55,12 @@ using std::chrono::milliseconds;
 constexpr milliseconds kBusyHeartbeat{1000};
 // Without a wake-up descriptor from the transport, how often to try a claim.
 constexpr milliseconds kClaimPoll{250};
+// How often a run without a wait descriptor, or one being cancelled, is
+// polled.
+constexpr milliseconds kRunPoll{100};
+// Worker threads for runners that may block: one per job slot and one for a
+// call whose item was dropped meanwhile, at most this many.
+constexpr int kMaxRunnerThreads = 16;
 
 std::uint64_t fnv1a(const std::string& s) {
   std::uint64_t h = 1469598103934665603ull;
@@ -71,7 +81,8 @@ std::string iso_time_now() {
   return fmt::format("{}.{:03d}Z", buf, static_cast<int>(ms % 1000));
 }
 
-enum class Phase { building, waiting_gpus, running };
+// submitting and attaching: a worker is in the runner's submit or reattach.
+enum class Phase { building, waiting_gpus, submitting, attaching, running };
 
 struct Active {
   QueueItem item;
@@ -86,6 +97,13 @@ struct Active {
   std::thread builder_thread;     // joined before the agent's pipe closes
   bool cancel_requested = false;  // the user cancelled: ends `stopped`
   bool releasing = false;         // the agent is shutting down: back to pending
+  // This claim of the item, so a call that returns after the item was
+  // dropped (and perhaps claimed again) is told apart.
+  std::uint64_t serial = 0;
+  bool blocking = false;    // runner->blocking(): its calls go to the workers
+  bool in_call = false;     // a runner call has the run (or is making it)
+  bool cancel_due = false;  // cancel() is to be made once the call returns
+  clock::time_point next_poll{};  // a blocking run is not polled before
 
   Active() = default;
   Active(const Active&) = delete;
@@ -111,6 +129,8 @@ struct Agent::Impl {
   // Items claimed by finish_and_claim() as runs ended, for claim_work().
   std::vector<QueueItem> claimed_early;
   GpuPool gpus{0};
+  std::unique_ptr<RunnerCalls> calls;
+  std::uint64_t next_serial = 0;
 
   int wake_r = -1, wake_w = -1;
   int lock_fd = -1;
@@ -138,6 +158,8 @@ struct Agent::Impl {
   clock::time_point next_claim_poll{};
 
   ~Impl() {
+    // Calls in progress are waited for first: they use the runners and runs.
+    if (calls) calls->shutdown();
     // Runs still held are killed by their handles; their items will come
     // back through lease expiry.
     active.clear();
@@ -476,6 +498,7 @@ struct Agent::Impl {
     std::string item_id = item.id;
     Active& a = active[item_id];
     a.item = std::move(item);
+    a.serial = ++next_serial;
     update_status();
     try {
       auto cached = pass_queues.find(a.item.queue);
@@ -488,6 +511,7 @@ struct Agent::Impl {
       fail(item_id, ErrorStage::agent, e.what());
       return;
     }
+    a.blocking = a.runner->blocking();
     if (a.runner->needs_image()) {
       a.phase = Phase::building;
       BuildRequest req;
@@ -536,14 +560,28 @@ struct Agent::Impl {
   }
 
   void submit(Active& a) {
-    std::string item_id = a.item.id;
-    a.phase = Phase::running;
+    a.phase = Phase::submitting;
     a.job.gpus = a.gpus;
-    try {
-      a.run = a.runner->submit(a.job);
-      if (!a.run) throw Error(Errc::user, "the runner returned no run");
-    } catch (const std::exception& e) {
-      end_early(a, ErrorStage::agent, e.what());
+    RunnerCall call;
+    call.kind = RunnerCall::Kind::submit;
+    call.runner = a.runner;
+    call.job = std::move(a.job);  // not needed here any more
+    call_runner(a, std::move(call));
+  }
+
+  // The runner's submit returned. Cancelled (or the agent began shutting
+  // down) meanwhile: the new run is cancelled and followed to its end.
+  void submitted(Active& a, std::unique_ptr<Run> run, const std::optional<std::string>& error) {
+    std::string item_id = a.item.id;
+    if (!run) {
+      end_early(a, ErrorStage::agent, error.value_or("the runner returned no run"));
+      return;
+    }
+    a.run = std::move(run);
+    a.phase = Phase::running;
+    a.next_poll = clock::now();
+    if (a.cancel_requested || a.releasing) {
+      cancel_run(a);
       return;
     }
     try {
@@ -561,14 +599,95 @@ struct Agent::Impl {
       }
       if (known && now.state == ItemState::stopping && now.agent_id == id) {
         a.cancel_requested = true;
-        a.run->cancel(grace());
         emit(now);
+        cancel_run(a);
       } else {
         note(LogLevel::warn, fmt::format("item {}: cannot start: {}; dropping its run",
                                          item_id, e.what()));
         forget(item_id);  // the run handle kills the process
       }
     }
+  }
+
+  // ---- runner calls: on a worker when the runner may block, else here.
+  // The call carries the run, so nothing else uses it meanwhile.
+
+  // A fast runner's result is acted on before this returns, or, given
+  // `later`, collected there for the caller to hand to called().
+  void call_runner(Active& a, RunnerCall call, std::vector<RunnerCall>* later = nullptr) {
+    call.item_id = a.item.id;
+    call.serial = a.serial;
+    a.in_call = true;
+    if (a.blocking) {
+      calls->post(std::move(call));
+      return;
+    }
+    perform(call);
+    if (later) {
+      later->push_back(std::move(call));
+    } else {
+      called(std::move(call));
+    }
+  }
+
+  // Asks a's run to stop: now, or when the call it is in returns.
+  void cancel_run(Active& a) {
+    a.cancel_due = true;
+    if (a.in_call || !a.run) return;
+    a.cancel_due = false;
+    RunnerCall call;
+    call.kind = RunnerCall::Kind::cancel;
+    call.run = std::move(a.run);
+    call.grace = grace();
+    call_runner(a, std::move(call));
+  }
+
+  void take_calls() {
+    for (auto& call : calls->take()) called(std::move(call));
+  }
+
+  // A runner call returned, on this thread.
+  void called(RunnerCall call) {
+    auto it = active.find(call.item_id);
+    if (it == active.end() || it->second.serial != call.serial) {
+      // The item was dropped meanwhile (its lease lost); its run goes too.
+      if (call.run) {
+        note(LogLevel::warn, fmt::format("item {}: dropped while the runner's {} ran; "
+                                         "dropping its run {}",
+                                         call.item_id, to_string(call.kind), call.run->id()));
+      }
+      return;
+    }
+    Active& a = it->second;
+    a.in_call = false;
+    switch (call.kind) {
+      case RunnerCall::Kind::submit:
+        submitted(a, std::move(call.run), call.error);
+        return;
+      case RunnerCall::Kind::reattach:
+        reattached(a, std::move(call.run), call.error);
+        return;
+      case RunnerCall::Kind::poll:
+        a.run = std::move(call.run);
+        if (call.error) {
+          call.status = RunStatus{};
+          call.status.phase = RunPhase::failed;
+          call.status.message = "poll: " + *call.error;
+        }
+        if (call.status.phase != RunPhase::running) {
+          run_ended(a, call.status);
+          return;
+        }
+        a.next_poll = clock::now() + kRunPoll;
+        break;
+      case RunnerCall::Kind::cancel:
+        a.run = std::move(call.run);
+        if (call.error) {
+          note(LogLevel::warn, fmt::format("item {}: cancel: {}", call.item_id, *call.error));
+        }
+        break;
+    }
+    if (a.cancel_due) cancel_run(a);
   }
 
   std::chrono::milliseconds grace() const {
@@ -617,45 +736,60 @@ struct Agent::Impl {
       if (is_terminal(item.state) || item.state == ItemState::pending) continue;
       if (item.agent_id != id) continue;
       std::string item_id = item.id;
-      std::unique_ptr<Run> run;
-      QueueDef queue;
-      try {
-        queue = transport->get_queue(item.queue);
-        run = runner_for(queue.resource)->reattach(item, queue);
-      } catch (const std::exception& e) {
-        note(LogLevel::warn, fmt::format("item {}: reattach failed: {}", item_id, e.what()));
-      }
-      if (!run) {
-        if (item.state == ItemState::stopping) {
-          report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
-        } else {
-          report(item_id, [&] {
-            return transport->fail(item_id, id,
-                                   ItemError{ErrorStage::agent, "agent restarted; run lost"});
-          });
-        }
-        continue;
-      }
       Active& a = active[item_id];
       a.item = item;
-      a.queue = queue;
-      a.runner = runners[queue.resource].get();
-      a.run = std::move(run);
-      a.phase = Phase::running;
-      note(LogLevel::info, fmt::format("item {}: following its run {} again", item_id, a.run->id()));
-      if (item.state == ItemState::stopping) {
-        a.cancel_requested = true;
-        a.run->cancel(grace());
-      } else if (item.state == ItemState::claimed) {
-        try {
-          a.item = transport->start(item_id, id, item.run_id);
-          emit(a.item);
-        } catch (const Error& e) {
-          note(LogLevel::warn, fmt::format("item {}: cannot start: {}", item_id, e.what()));
-        }
+      a.serial = ++next_serial;
+      a.phase = Phase::attaching;
+      a.cancel_requested = item.state == ItemState::stopping;
+      RunnerCall call;
+      call.kind = RunnerCall::Kind::reattach;
+      try {
+        a.queue = transport->get_queue(item.queue);
+        a.runner = runner_for(a.queue.resource);
+        a.blocking = a.runner->blocking();
+      } catch (const std::exception& e) {
+        reattached(a, nullptr, std::string(e.what()));
+        continue;
       }
+      call.runner = a.runner;
+      call.item = item;
+      call.queue = a.queue;
+      call_runner(a, std::move(call));
     }
     update_status();
+  }
+
+  // The runner's reattach returned: a run to follow again, or none (the
+  // item ends).
+  void reattached(Active& a, std::unique_ptr<Run> run, const std::optional<std::string>& error) {
+    std::string item_id = a.item.id;
+    if (error) note(LogLevel::warn, fmt::format("item {}: reattach failed: {}", item_id, *error));
+    if (!run) {
+      if (a.cancel_requested) {
+        report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
+      } else {
+        report(item_id, [&] {
+          return transport->fail(item_id, id,
+                                 ItemError{ErrorStage::agent, "agent restarted; run lost"});
+        });
+      }
+      forget(item_id);
+      return;
+    }
+    a.run = std::move(run);
+    a.phase = Phase::running;
+    a.next_poll = clock::now();
+    note(LogLevel::info, fmt::format("item {}: following its run {} again", item_id, a.run->id()));
+    if (a.cancel_requested || a.releasing) {
+      cancel_run(a);
+    } else if (a.item.state == ItemState::claimed) {
+      try {
+        a.item = transport->start(item_id, id, a.item.run_id);
+        emit(a.item);
+      } catch (const Error& e) {
+        note(LogLevel::warn, fmt::format("item {}: cannot start: {}", item_id, e.what()));
+      }
+    }
   }
 
   void claim_work() {
@@ -712,7 +846,9 @@ struct Agent::Impl {
     for (auto& kv : active) {
       Active& a = kv.second;
       a.releasing = true;
-      if (a.phase == Phase::running && a.run) a.run->cancel(grace());
+      // Items still being submitted or reattached are cancelled once their
+      // runs are back.
+      if (a.phase == Phase::running) cancel_run(a);
       if (a.phase == Phase::waiting_gpus) waiting.push_back(kv.first);
     }
     for (const auto& item_id : waiting) end_early(active[item_id], ErrorStage::agent, "");
@@ -726,8 +862,9 @@ struct Agent::Impl {
         m.poll_all = false;
       }
     } reset{*this};
-    std::vector<std::string> built, ended, startable;
-    std::map<std::string, RunStatus> statuses;
+    std::vector<std::string> built, startable;
+    std::vector<RunnerCall> polled;
+    auto now = clock::now();
     for (auto& kv : active) {
       Active& a = kv.second;
       if (a.phase == Phase::building) {
@@ -735,17 +872,15 @@ struct Agent::Impl {
             a.build.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
           built.push_back(kv.first);
         }
-      } else if (a.phase == Phase::running && a.run &&
-                 (poll_all || ready_runs.count(kv.first) || a.run->wait_fd() < 0 ||
-                  a.cancel_requested || a.releasing)) {
-        RunStatus st = a.run->poll();
-        if (st.phase != RunPhase::running) {
-          ended.push_back(kv.first);
-          statuses[kv.first] = st;
-        }
+      } else if (a.phase == Phase::running && a.run && !a.in_call && poll_due(kv.first, a, now)) {
+        RunnerCall call;
+        call.kind = RunnerCall::Kind::poll;
+        call.run = std::move(a.run);
+        call_runner(a, std::move(call), &polled);
       }
     }
-    for (const auto& item_id : ended) run_ended(active[item_id], statuses[item_id]);
+    // Those that ended leave `active` here, not while it is walked above.
+    for (auto& call : polled) called(std::move(call));
     for (const auto& item_id : built) {
       Active& a = active[item_id];
       try {
@@ -773,6 +908,14 @@ struct Agent::Impl {
     }
   }
 
+  bool poll_due(const std::string& item_id, const Active& a, clock::time_point now) const {
+    if (ready_runs.count(item_id)) return true;
+    bool due = poll_all || a.run->wait_fd() < 0 || a.cancel_requested || a.releasing;
+    // A run whose every poll may be a remote call is polled at a pace, not
+    // on every turn of the loop.
+    return due && (!a.blocking || now >= a.next_poll);
+  }
+
   milliseconds heartbeat_interval() const {
     if (!active.empty()) return kBusyHeartbeat;
     return milliseconds(10000);
@@ -796,11 +939,11 @@ struct Agent::Impl {
       QueueItem shown = a.item;
       shown.state = ItemState::stopping;
       emit(shown, "cancel requested");
-      if (a.phase == Phase::running && a.run) {
-        a.run->cancel(grace());
+      if (a.phase == Phase::running) {
+        cancel_run(a);
       } else if (a.phase == Phase::waiting_gpus) {
         end_early(a, ErrorStage::agent, "");
-      }  // a build in progress ends first, then the item is stopped
+      }  // a build, submit or reattach in progress ends first, then the run is cancelled
     }
     for (const auto& item_id : reply.lost) {
       if (!active.count(item_id)) continue;
@@ -851,6 +994,10 @@ struct Agent::Impl {
       notify = transport->notify_fd();
       if (notify >= 0) fds.push_back({notify, POLLIN, 0});
     }
+    // Runner calls that return wake the loop through it.
+    fds.push_back({calls->fd(), POLLIN, 0});
+    auto now = clock::now();
+    auto until = next_heartbeat;
     bool unwatched = false;
     std::vector<const std::string*> fd_items;  // fds[first_run_fd + i] is fd_items[i]'s
     std::size_t first_run_fd = fds.size();
@@ -859,23 +1006,26 @@ struct Agent::Impl {
       if (a.phase == Phase::building) {
         continue;  // the build thread writes to the wake pipe when done
       }
+      // A run in a call is not watched: the call's return wakes the loop.
       if (a.phase != Phase::running || !a.run) continue;
       int fd = a.run->wait_fd();
       if (fd >= 0) {
         fds.push_back({fd, POLLIN, 0});
         fd_items.push_back(&kv.first);
-      } else {
-        unwatched = true;
       }
       // Deadlines only poll() acts on (a timeout, a kill after grace).
-      unwatched = unwatched || a.cancel_requested || a.releasing;
+      if (fd < 0 || a.cancel_requested || a.releasing) {
+        if (a.blocking) {
+          until = std::min(until, a.next_poll);
+        } else {
+          unwatched = true;
+        }
+      }
     }
-    auto now = clock::now();
-    auto until = next_heartbeat;
     if (next_expire < until) until = next_expire;
     if (notify < 0 && claiming && next_claim_poll < until) until = next_claim_poll;
     auto left = std::chrono::duration_cast<milliseconds>(until - now);
-    if (unwatched) left = std::min(left, milliseconds(100));
+    if (unwatched) left = std::min(left, kRunPoll);
     if (want_claim && claiming) left = milliseconds(0);
     left = std::max(milliseconds(0), std::min(left, timeout));
     int n = ::poll(fds.data(), static_cast<nfds_t>(fds.size()), static_cast<int>(left.count()));
@@ -906,6 +1056,7 @@ struct Agent::Impl {
   bool step(milliseconds timeout) {
     if (finished) return false;
     if (!started) start_up();
+    take_calls();
     apply_release();
     follow_runs();
     // New work first: a heartbeat can wait a millisecond, a dispatch should not.
@@ -937,6 +1088,9 @@ Agent::Agent(AgentConfig config, std::shared_ptr<Transport> transport)
   }
   for (const auto& q : m.config.queues) m.queues.push_back(QueueRef::parse(q, m.config.entity));
   m.gpus = GpuPool(m.config.gpus >= 0 ? m.config.gpus : detect_gpus());
+  int slots = m.config.max_jobs < 0 ? kMaxRunnerThreads : m.config.max_jobs + 1;
+  m.calls = std::make_unique<RunnerCalls>(
+      static_cast<std::size_t>(std::min(slots, kMaxRunnerThreads)));
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
     throw Error(Errc::io, fmt::format("agent: pipe: {}", std::strerror(errno)));

@@ -191,6 +191,9 @@ class LocalRun : public Run {
 
 class LocalProcessRunner : public Runner {
  public:
+  // A spawn and a waitpid: quick, and done on the agent's own thread.
+  bool blocking() const override { return false; }
+
   std::unique_ptr<Run> submit(const ResolvedJob& job) override {
     LocalConfig config = parse_local_config(job.config);
     if (job.argv.empty()) {
