@@ -146,7 +146,7 @@ void bench_dispatch(const std::string& agent, int jobs) {
     spec.entry_point = {"/bin/date", "+%s%N"};
     std::int64_t t0 = realtime_ns();
     std::string id = s.t->push(launch::QueueRef{"bench", "bench"}, spec);
-    std::string out = s.home + "/runs/" + id + "/stdout.log";
+    std::string out = launch::run_directory(s.home, id) + "/stdout.log";
     std::string text;
     for (;;) {
       text = slurp(out);

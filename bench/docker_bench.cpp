@@ -25,6 +25,8 @@
 #include "launch/log.hpp"
 #include "launch/runner.hpp"
 #include "launch/transport.hpp"
+#include "util/fs.hpp"
+#include "util/process.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -53,7 +55,7 @@ void print(const char* what, const std::vector<double>& v) {
 
 std::string build_image(launch::docker::Engine& engine) {
   std::string tag = "launch-bench-busybox:" + std::to_string(getpid());
-  launch::docker::TempDir dir("launch-bench-");
+  launch::util::TempDir dir("launch-bench-");
   std::string busybox = fs::exists("/bin/busybox") ? "/bin/busybox" : "/usr/bin/busybox";
   fs::copy_file(busybox, dir.path() + "/busybox");
   std::ofstream(dir.path() + "/Dockerfile")
@@ -147,7 +149,7 @@ int main(int argc, char** argv) {
   launch::docker::Engine engine;
   std::printf("engine API %s, %d containers per series\n", engine.api_version().c_str(), n);
   std::string image = build_image(engine);
-  launch::docker::TempDir logs("launch-bench-logs-");
+  launch::util::TempDir logs("launch-bench-logs-");
   launch::RunnerContext ctx;
   auto runner = launch::make_runner("local-container", ctx);
 
@@ -169,27 +171,25 @@ int main(int argc, char** argv) {
 
   // The reference: the docker CLI, same image, same network setting.
   std::vector<double> cli_start_ms, cli_whole_ms;
-  std::string out;
   for (int i = 0; i < n; ++i) {
     auto t0 = Clock::now();
-    out.clear();
-    launch::docker::run_process({"docker", "run", "-d", "--network", "none", image, "true"}, &out);
+    std::string out =
+        launch::util::run_process({"docker", "run", "-d", "--network", "none", image, "true"}).out;
     cli_start_ms.push_back(ms_since(t0));
     std::string id = out.substr(0, out.find('\n'));
-    launch::docker::run_process({"docker", "rm", "-f", id}, &out);
+    launch::util::run_process({"docker", "rm", "-f", id});
   }
   auto t_cli = Clock::now();
   for (int i = 0; i < n; ++i) {
     auto t0 = Clock::now();
-    launch::docker::run_process({"docker", "run", "--rm", "--network", "none", image, "true"},
-                                &out);
+    launch::util::run_process({"docker", "run", "--rm", "--network", "none", image, "true"});
     cli_whole_ms.push_back(ms_since(t0));
   }
   double cli_total = ms_since(t_cli);
 
   // Through an agent (in-process, memory:// store, noop builder).
   launch::set_log_level(launch::LogLevel::warn);
-  launch::docker::TempDir home("launch-bench-home-");
+  launch::util::TempDir home("launch-bench-home-");
   auto transport = launch::open_transport("memory://");
   launch::QueueDef q;
   q.entity = "bench";

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "capi.hpp"
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/agent.hpp"
 
 namespace {

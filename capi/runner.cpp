@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "capi.hpp"
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/runner.hpp"
 
 namespace {

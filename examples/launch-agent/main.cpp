@@ -8,7 +8,6 @@
 // (LAUNCH_ENTITY, LAUNCH_MAX_JOBS, LAUNCH_QUEUE_URI, LAUNCH_HOME), then the
 // flags. SIGTERM (or Ctrl-C) drains: no new work, running jobs finish. A
 // second one cancels the running jobs and puts their items back.
-#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,12 +28,6 @@ launch::Agent* g_agent = nullptr;
 
 extern "C" void on_stop_signal(int) {
   if (g_agent) g_agent->stop(launch::StopMode::drain);
-}
-
-std::string os_user() {
-  if (const struct passwd* pw = getpwuid(getuid())) return pw->pw_name;
-  const char* user = std::getenv("USER");
-  return user && *user ? user : "default";
 }
 
 bool file_exists(const std::string& path) {
@@ -85,7 +78,8 @@ int run(int argc, char** argv) {
   if (!log_format.empty()) config.log_format = log_format;
   if (!uri.empty()) config.queue_uri = uri;
   config.verbosity += static_cast<int>(verbose->count());
-  if (config.entity.empty()) config.entity = os_user();
+  if (config.entity.empty()) config.entity = launch::os_user_name();
+  if (config.entity.empty()) config.entity = "default";
   if (config.queues.empty()) {
     throw launch::Error(launch::Errc::invalid,
                         "no queue to poll: give -q QUEUE or `queues` in launch-config.yaml");

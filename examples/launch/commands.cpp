@@ -340,7 +340,7 @@ class LogTail {
 int logs(Context& ctx, const std::string& item_id, bool follow) {
   auto& t = ctx.transport();
   auto item = t.get(item_id);  // an unknown item is an error, not empty logs
-  std::string dir = launch::launch_home() + "/runs/" + item.id + "/";
+  std::string dir = launch::run_directory(launch::launch_home(), item.id) + "/";
   LogTail tails[] = {{dir + "build.log", "build", stdout},
                      {dir + "stdout.log", "stdout", stdout},
                      {dir + "stderr.log", "stderr", stderr}};

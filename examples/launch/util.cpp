@@ -1,5 +1,4 @@
 // The context every command shares (store, entity) and small helpers.
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,10 +57,7 @@ launch::QueueRef Context::queue_ref(const std::string& text) {
 }
 
 std::string os_user_name() {
-  if (const passwd* pw = getpwuid(geteuid())) {
-    if (pw->pw_name && *pw->pw_name) return pw->pw_name;
-  }
-  std::string user = env("USER");
+  std::string user = launch::os_user_name();
   if (user.empty()) {
     throw Error(Errc::not_found,
                 "cannot tell the user name: give -e ENTITY or set LAUNCH_ENTITY");

@@ -5,6 +5,7 @@
 #include "launch/agent.hpp"
 #include "launch/builder.hpp"
 #include "launch/error.hpp"
+#include "launch/home.hpp"
 #include "launch/job.hpp"
 #include "launch/log.hpp"
 #include "launch/queue.hpp"

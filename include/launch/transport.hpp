@@ -161,10 +161,8 @@ using TransportFactory = std::function<std::shared_ptr<Transport>(const std::str
 LAUNCH_EXPORT void register_transport(const std::string& scheme, TransportFactory factory);
 
 // The URI the CLI and the agent use when nothing is configured:
-// $LAUNCH_QUEUE_URI, else sqlite://$LAUNCH_HOME/launch.db, LAUNCH_HOME
-// defaulting to ~/.local/share/launch.
+// $LAUNCH_QUEUE_URI, else sqlite://$LAUNCH_HOME/launch.db (launch/home.hpp).
 LAUNCH_EXPORT std::string default_transport_uri();
-LAUNCH_EXPORT std::string launch_home();
 
 }  // namespace launch
 

@@ -31,10 +31,13 @@
 #include "core/resolve.hpp"
 #include "launch/agent.hpp"
 #include "launch/error.hpp"
+#include "launch/home.hpp"
 #include "launch/log.hpp"
 #include "launch/runner.hpp"
 #include "launch/template.hpp"
 #include "launch/version.hpp"
+#include "util/fs.hpp"
+#include "util/user.hpp"
 
 namespace launch {
 namespace {
@@ -47,27 +50,6 @@ using std::chrono::milliseconds;
 constexpr milliseconds kBusyHeartbeat{1000};
 // Without a wake-up descriptor from the transport, how often to try a claim.
 constexpr milliseconds kClaimPoll{250};
-
-// mkdir -p. The leaf first: a run's directory is new but its parents
-// (LAUNCH_HOME/runs) almost always exist, so that is one system call per
-// job; parents are made only when the leaf's are missing.
-void make_dirs(const std::string& path) {
-  if (path.empty() || ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return;
-  if (errno == ENOENT) {
-    auto slash = path.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) {
-      make_dirs(path.substr(0, slash));
-      if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return;
-    }
-  }
-  throw Error(Errc::io, fmt::format("cannot create directory {}: {}", path, std::strerror(errno)));
-}
-
-std::string host_name() {
-  char buf[256] = {0};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
 
 std::uint64_t fnv1a(const std::string& s) {
   std::uint64_t h = 1469598103934665603ull;
@@ -183,7 +165,7 @@ struct Agent::Impl {
     for (const auto& n : names) key += "\n" + n;
     std::string base = fmt::format("{}-{:08x}", host, fnv1a(key) & 0xffffffffu);
     std::string dir = home + "/agents";
-    make_dirs(dir);
+    util::make_directories(dir);
     for (int n = 0; n < 1000; ++n) {
       std::string candidate =
           n == 0 ? base : fmt::format("{}-{}{}", base, ::getpid(), n == 1 ? "" : "-" + std::to_string(n));
@@ -436,7 +418,7 @@ struct Agent::Impl {
   }
 
   std::string log_dir_for(const std::string& item_id) const {
-    return home + "/runs/" + item_id;
+    return run_directory(home, item_id);
   }
 
   // What needs no image: the runner, and the job as the runner will see it
@@ -460,7 +442,7 @@ struct Agent::Impl {
     job.log_dir = log_dir_for(a.item.id);
     job.agent_id = id;
     job.image = spec.source.kind == JobSource::Kind::image ? spec.source.image : "";
-    make_dirs(job.log_dir);
+    util::make_directories(job.log_dir);
   }
 
   // The config (template values, deep merge, macros, secure mode: one pass,
@@ -946,7 +928,7 @@ Agent::Agent(AgentConfig config, std::shared_ptr<Transport> transport)
   m.config = std::move(config);
   m.transport = std::move(transport);
   m.home = m.config.launch_home.empty() ? launch_home() : m.config.launch_home;
-  m.host = host_name();
+  m.host = util::host_name();
   if (m.config.entity.empty()) {
     throw Error(Errc::invalid, "agent: entity is empty (set -e, LAUNCH_ENTITY or `entity`)");
   }
@@ -958,7 +940,7 @@ Agent::Agent(AgentConfig config, std::shared_ptr<Transport> transport)
   }
   m.wake_r = fds[0];
   m.wake_w = fds[1];
-  make_dirs(m.home);
+  util::make_directories(m.home);
   m.choose_id();
   m.record.id = m.id;
   m.record.host = m.host;

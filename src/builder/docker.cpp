@@ -10,8 +10,9 @@
 
 #include "builder/image.hpp"
 #include "core/builtins.hpp"
-#include "core/json.hpp"
-#include "core/sha256.hpp"
+#include "util/json.hpp"
+#include "util/fs.hpp"
+#include "util/sha256.hpp"
 #include "docker/context.hpp"
 #include "docker/registry.hpp"
 #include "launch/error.hpp"
@@ -117,7 +118,7 @@ class DockerBuilder : public Builder {
       case JobSource::Kind::code:
         return build_from(request, spec.source.code_dir);
       case JobSource::Kind::git: {
-        docker::TempDir tmp("launch-git-");
+        util::TempDir tmp("launch-git-");
         std::string dir = tmp.path() + "/src";
         BuildLog log(request.log_path);
         log.write(fmt::format("checking out {} at {}\n", spec.source.git_url,

@@ -1,21 +1,17 @@
 #include "launch/error.hpp"
 #include "launch/version.hpp"
+#include "util/enum_names.hpp"
 
 namespace launch {
 
 const char* to_string(Errc code) {
-  switch (code) {
-    case Errc::invalid: return "invalid";
-    case Errc::not_found: return "not found";
-    case Errc::exists: return "exists";
-    case Errc::state: return "state";
-    case Errc::io: return "io";
-    case Errc::unsupported: return "unsupported";
-    case Errc::timeout: return "timeout";
-    case Errc::internal: return "internal";
-    case Errc::user: return "user";
-  }
-  return "unknown";
+  static const util::EnumName<Errc> names[] = {
+      {Errc::invalid, "invalid"}, {Errc::not_found, "not found"},
+      {Errc::exists, "exists"},   {Errc::state, "state"},
+      {Errc::io, "io"},           {Errc::unsupported, "unsupported"},
+      {Errc::timeout, "timeout"}, {Errc::internal, "internal"},
+      {Errc::user, "user"}};
+  return util::enum_name(names, code, "unknown");
 }
 
 const char* version() { return LAUNCH_VERSION_STRING; }

@@ -7,55 +7,43 @@
 
 #include <fmt/format.h>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/error.hpp"
+#include "util/enum_names.hpp"
 
 namespace launch {
 
-const char* to_string(Priority p) {
-  switch (p) {
-    case Priority::critical: return "critical";
-    case Priority::high: return "high";
-    case Priority::medium: return "medium";
-    case Priority::low: return "low";
-  }
-  return "medium";
-}
+namespace {
+
+const util::EnumName<Priority> kPriorities[] = {{Priority::critical, "critical"},
+                                                {Priority::high, "high"},
+                                                {Priority::medium, "medium"},
+                                                {Priority::low, "low"}};
+const util::EnumName<ItemState> kItemStates[] = {
+    {ItemState::pending, "pending"},   {ItemState::claimed, "claimed"},
+    {ItemState::running, "running"},   {ItemState::stopping, "stopping"},
+    {ItemState::finished, "finished"}, {ItemState::failed, "failed"},
+    {ItemState::stopped, "stopped"}};
+const util::EnumName<ErrorStage> kErrorStages[] = {
+    {ErrorStage::agent, "agent"}, {ErrorStage::build, "build"}, {ErrorStage::run, "run"}};
+
+}  // namespace
+
+const char* to_string(Priority p) { return util::enum_name(kPriorities, p, "medium"); }
 
 Priority parse_priority(const std::string& text) {
-  if (text == "critical" || text == "0") return Priority::critical;
-  if (text == "high" || text == "1") return Priority::high;
-  if (text == "medium" || text == "2") return Priority::medium;
-  if (text == "low" || text == "3") return Priority::low;
-  throw Error(Errc::invalid, fmt::format("priority \"{}\": expected critical, high, medium "
-                                         "or low (or 0-3)",
-                                         text));
+  // The numbers are W&B's: 0 (critical) to 3 (low).
+  if (text.size() == 1 && text[0] >= '0' && text[0] <= '3') {
+    return static_cast<Priority>(text[0] - '0');
+  }
+  if (const Priority* p = util::enum_find(kPriorities, text)) return *p;
+  util::throw_bad_enum("priority", text, util::enum_choices(kPriorities) + " (or 0-3)");
 }
 
-const char* to_string(ItemState s) {
-  switch (s) {
-    case ItemState::pending: return "pending";
-    case ItemState::claimed: return "claimed";
-    case ItemState::running: return "running";
-    case ItemState::stopping: return "stopping";
-    case ItemState::finished: return "finished";
-    case ItemState::failed: return "failed";
-    case ItemState::stopped: return "stopped";
-  }
-  return "pending";
-}
+const char* to_string(ItemState s) { return util::enum_name(kItemStates, s, "pending"); }
 
 ItemState parse_item_state(const std::string& text) {
-  static const ItemState all[] = {ItemState::pending,  ItemState::claimed, ItemState::running,
-                                  ItemState::stopping, ItemState::finished, ItemState::failed,
-                                  ItemState::stopped};
-  for (ItemState s : all) {
-    if (text == to_string(s)) return s;
-  }
-  throw Error(Errc::invalid,
-              fmt::format("state \"{}\": expected pending, claimed, running, stopping, "
-                          "finished, failed or stopped",
-                          text));
+  return util::enum_parse(kItemStates, text, "state");
 }
 
 bool is_terminal(ItemState s) {
@@ -82,21 +70,10 @@ bool can_transition(ItemState from, ItemState to) {
   return false;
 }
 
-const char* to_string(ErrorStage s) {
-  switch (s) {
-    case ErrorStage::agent: return "agent";
-    case ErrorStage::build: return "build";
-    case ErrorStage::run: return "run";
-  }
-  return "agent";
-}
+const char* to_string(ErrorStage s) { return util::enum_name(kErrorStages, s, "agent"); }
 
 ErrorStage parse_error_stage(const std::string& text) {
-  if (text == "agent") return ErrorStage::agent;
-  if (text == "build") return ErrorStage::build;
-  if (text == "run") return ErrorStage::run;
-  throw Error(Errc::invalid,
-              fmt::format("error stage \"{}\": expected agent, build or run", text));
+  return util::enum_parse(kErrorStages, text, "error stage");
 }
 
 void JobSpec::validate() const {

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include "util/enum_names.hpp"
+
 namespace launch {
 namespace {
 
@@ -22,14 +24,12 @@ std::atomic<int> g_level{static_cast<int>(LogLevel::info)};
 }  // namespace
 
 const char* to_string(LogLevel level) {
-  switch (level) {
-    case LogLevel::error: return "error";
-    case LogLevel::warn: return "warn";
-    case LogLevel::info: return "info";
-    case LogLevel::debug: return "debug";
-    case LogLevel::trace: return "trace";
-  }
-  return "info";
+  static const util::EnumName<LogLevel> names[] = {{LogLevel::error, "error"},
+                                                   {LogLevel::warn, "warn"},
+                                                   {LogLevel::info, "info"},
+                                                   {LogLevel::debug, "debug"},
+                                                   {LogLevel::trace, "trace"}};
+  return util::enum_name(names, level, "info");
 }
 
 void set_log_sink(LogSink s) {

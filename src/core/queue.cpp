@@ -7,9 +7,10 @@
 
 #include <fmt/format.h>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "core/template_value.hpp"
 #include "launch/error.hpp"
+#include "util/enum_names.hpp"
 
 namespace launch {
 namespace {
@@ -273,22 +274,17 @@ QueueRef QueueRef::parse(const std::string& text, const std::string& default_ent
   return ref;
 }
 
-const char* to_string(VarType t) {
-  switch (t) {
-    case VarType::string: return "string";
-    case VarType::integer: return "integer";
-    case VarType::number: return "number";
-  }
-  return "string";
-}
+namespace {
+
+const util::EnumName<VarType> kVarTypes[] = {
+    {VarType::string, "string"}, {VarType::integer, "integer"}, {VarType::number, "number"}};
+
+}  // namespace
+
+const char* to_string(VarType t) { return util::enum_name(kVarTypes, t, "string"); }
 
 VarType parse_var_type(const std::string& text) {
-  if (text == "string") return VarType::string;
-  if (text == "integer") return VarType::integer;
-  if (text == "number") return VarType::number;
-  throw Error(Errc::invalid, fmt::format("template variable type \"{}\" is not one of string, "
-                                         "integer, number",
-                                         text));
+  return util::enum_parse(kVarTypes, text, "template variable type");
 }
 
 void QueueDef::validate() const {

@@ -1,7 +1,7 @@
 // A job's resource config resolved on one parsed document (resolve.hpp).
 #include "core/resolve.hpp"
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "core/secure.hpp"
 #include "core/template_value.hpp"
 

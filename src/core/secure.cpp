@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/error.hpp"
 
 namespace launch {

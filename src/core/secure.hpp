@@ -16,7 +16,7 @@
 
 #include <string>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/job.hpp"
 
 namespace launch {

@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "core/template_value.hpp"
 #include "launch/error.hpp"
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/queue.hpp"
 #include "launch/template.hpp"
 

@@ -1,8 +1,6 @@
 #include "launch/transport.hpp"
 
 #include <poll.h>
-#include <pwd.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -11,6 +9,8 @@
 #include <fmt/format.h>
 
 #include "launch/error.hpp"
+#include "launch/home.hpp"
+#include "util/enum_names.hpp"
 
 namespace launch {
 
@@ -43,36 +43,18 @@ bool Transport::wait_for_work(std::chrono::milliseconds timeout) {
   return false;
 }
 
-const char* to_string(AgentStatus s) {
-  switch (s) {
-    case AgentStatus::polling: return "polling";
-    case AgentStatus::running: return "running";
-    case AgentStatus::stopped: return "stopped";
-  }
-  return "polling";
-}
+namespace {
+
+const util::EnumName<AgentStatus> kAgentStatuses[] = {{AgentStatus::polling, "polling"},
+                                                      {AgentStatus::running, "running"},
+                                                      {AgentStatus::stopped, "stopped"}};
+
+}  // namespace
+
+const char* to_string(AgentStatus s) { return util::enum_name(kAgentStatuses, s, "polling"); }
 
 AgentStatus parse_agent_status(const std::string& text) {
-  if (text == "polling") return AgentStatus::polling;
-  if (text == "running") return AgentStatus::running;
-  if (text == "stopped") return AgentStatus::stopped;
-  throw Error(Errc::invalid,
-              fmt::format("agent status \"{}\": expected polling, running or stopped", text));
-}
-
-std::string launch_home() {
-  const char* home = std::getenv("LAUNCH_HOME");
-  if (home && *home) return home;
-  const char* user_home = std::getenv("HOME");
-  std::string base;
-  if (user_home && *user_home) {
-    base = user_home;
-  } else if (const struct passwd* pw = getpwuid(getuid())) {
-    base = pw->pw_dir;
-  } else {
-    throw Error(Errc::invalid, "LAUNCH_HOME is not set and the home directory is unknown");
-  }
-  return base + "/.local/share/launch";
+  return util::enum_parse(kAgentStatuses, text, "agent status");
 }
 
 std::string default_transport_uri() {

@@ -1,10 +1,6 @@
 #include "docker/context.hpp"
 
-#include <fcntl.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -20,8 +16,8 @@
 #include <fmt/format.h>
 
 #include "launch/error.hpp"
+#include "util/process.hpp"
 
-extern char** environ;
 
 namespace launch {
 namespace docker {
@@ -143,79 +139,17 @@ std::string tar_directory(const std::string& dir, const std::vector<ExtraFile>& 
   return out;
 }
 
-// ---- temp dirs and processes
-
-TempDir::TempDir(const std::string& prefix) {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/" + prefix + "XXXXXX";
-  std::vector<char> buf(templ.begin(), templ.end());
-  buf.push_back('\0');
-  if (mkdtemp(buf.data()) == nullptr) {
-    throw Error(Errc::io, fmt::format("cannot create a temporary directory \"{}\": {}", templ,
-                                      std::strerror(errno)));
-  }
-  path_ = buf.data();
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-int run_process(const std::vector<std::string>& argv, std::string* output,
-                const std::vector<std::string>& extra_env) {
-  std::vector<char*> env;
-  for (const auto& e : extra_env) env.push_back(const_cast<char*>(e.c_str()));
-  for (char** e = environ; *e != nullptr; ++e) env.push_back(*e);
-  env.push_back(nullptr);
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    throw Error(Errc::io, fmt::format("pipe: {}", std::strerror(errno)));
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  std::vector<char*> args;
-  for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  close(fds[1]);
-  if (rc != 0) {
-    close(fds[0]);
-    throw Error(Errc::io, fmt::format("cannot run \"{}\": {}", argv[0], std::strerror(rc)));
-  }
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n > 0) {
-      if (output != nullptr) output->append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    break;
-  }
-  close(fds[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
 namespace {
 
 std::string git(const std::vector<std::string>& args, const std::string& what) {
   std::vector<std::string> argv = {"git", "-c", "advice.detachedHead=false"};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::string out;
   // No terminal prompts for credentials: an agent has nobody to ask.
-  int rc = run_process(argv, &out, {"GIT_TERMINAL_PROMPT=0"});
-  if (rc != 0) {
+  util::ProcessOptions options;
+  options.extra_env = {"GIT_TERMINAL_PROMPT=0"};
+  util::ProcessResult r = util::run_process(argv, options);
+  std::string out = std::move(r.out);
+  if (r.status != 0) {
     while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
     throw Error(Errc::io, fmt::format("git: {}: {}", what, out));
   }
@@ -238,12 +172,12 @@ std::string git_checkout(const std::string& url, const std::string& ref, const s
     // A branch exists only as origin/<ref> after a clone; tags and commits
     // resolve as they are.
     for (const std::string& candidate : {"origin/" + ref, ref}) {
-      std::string out;
-      int rc = run_process({"git", "-C", dest, "rev-parse", "--verify", "--quiet",
-                            candidate + "^{commit}"},
-                           &out);
-      if (rc == 0) {
-        commit = out;
+      util::ProcessOptions quiet;
+      quiet.stderr_mode = util::StderrMode::discard;
+      util::ProcessResult r = util::run_process(
+          {"git", "-C", dest, "rev-parse", "--verify", "--quiet", candidate + "^{commit}"}, quiet);
+      if (r.status == 0) {
+        commit = r.out;
         break;
       }
     }

@@ -22,27 +22,6 @@ struct ExtraFile {
 // cannot be read, Errc::invalid when `dir` is not a directory.
 std::string tar_directory(const std::string& dir, const std::vector<ExtraFile>& extra = {});
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it
-// when this goes away.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix);
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Runs argv (no shell, PATH searched for argv[0]) and waits for it; its
-// stdout and stderr go to *output. `extra_env` ("K=V") comes before the
-// inherited environment. Returns the exit status (128+signal when killed).
-// Errc::io when it cannot be started.
-int run_process(const std::vector<std::string>& argv, std::string* output,
-                const std::vector<std::string>& extra_env = {});
-
 // Clones `url` into `dest` (which must not exist, or be empty) and checks out
 // `ref` (a branch, tag or commit; "" = the remote's HEAD) detached. Returns
 // the commit id. Errc::io with git's own message when it fails.

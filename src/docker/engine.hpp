@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 
 namespace launch {
 namespace docker {

@@ -10,69 +10,13 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "docker/engine.hpp"
 #include "launch/error.hpp"
+#include "util/base64.hpp"
 
 namespace launch {
 namespace docker {
-
-// ---- base64
-
-std::string base64_encode(const std::string& data, bool url_safe) {
-  const char* table = url_safe
-      ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-      : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(data[k]); };
-  for (; i + 2 < data.size(); i += 3) {
-    unsigned v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += table[(v >> 6) & 63];
-    out += table[v & 63];
-  }
-  if (i + 1 == data.size()) {
-    unsigned v = byte(i) << 16;
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == data.size()) {
-    unsigned v = (byte(i) << 16) | (byte(i + 1) << 8);
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += table[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
-}
-
-std::string base64_decode(const std::string& text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  unsigned acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    if (c == '=' || c == '\n' || c == '\r') continue;
-    int v = value(c);
-    if (v < 0) throw Error(Errc::invalid, fmt::format("invalid base64 character '{}'", c));
-    acc = (acc << 6) | static_cast<unsigned>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
 
 // ---- references
 
@@ -167,7 +111,7 @@ std::optional<Credentials> registry_credentials(const std::string& registry) {
     Credentials c;
     std::string auth = json::get_string(m.value, "auth", ctx);
     if (!auth.empty()) {
-      std::string plain = base64_decode(auth);
+      std::string plain = util::base64_decode(auth);
       auto colon = plain.find(':');
       if (colon == std::string::npos) {
         throw Error(Errc::invalid, fmt::format("{}: field \"auth\" must be base64 of "
@@ -194,7 +138,7 @@ std::string registry_auth_header(const std::string& registry) {
   d.AddMember("username", json::str(creds->username, a), a);
   d.AddMember("password", json::str(creds->password, a), a);
   d.AddMember("serveraddress", json::str(registry, a), a);
-  return base64_encode(json::dump(d), true);
+  return util::base64url_encode(json::dump(d), true);
 }
 
 // ---- the v2 manifest check

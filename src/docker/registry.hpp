@@ -42,10 +42,6 @@ std::string registry_auth_header(const std::string& registry);
 // http, others over https. Errc::io when the registry cannot be asked.
 bool registry_has_manifest(const ImageRef& ref);
 
-std::string base64_encode(const std::string& data, bool url_safe = false);
-// Errc::invalid for malformed input.
-std::string base64_decode(const std::string& text);
-
 }  // namespace docker
 }  // namespace launch
 

@@ -19,10 +19,11 @@
 #include <fmt/format.h>
 
 #include "core/builtins.hpp"
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "core/secure.hpp"
 #include "docker/engine.hpp"
 #include "launch/error.hpp"
+#include "launch/home.hpp"
 #include "launch/log.hpp"
 
 namespace launch {
@@ -557,7 +558,7 @@ class LocalContainerRunner : public Runner {
     // An agent lost between create and start: the job never ran, run it now.
     if (pick->state == "created") engine_.start_container(pick->id);
     std::string log_dir =
-        context_.launch_home.empty() ? "" : context_.launch_home + "/runs/" + item.id;
+        context_.launch_home.empty() ? "" : run_directory(context_.launch_home, item.id);
     // The whole log is read again from the container, so the files restart.
     return std::make_unique<ContainerRun>(engine_, pick->id, log_dir, true);
   }

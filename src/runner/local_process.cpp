@@ -25,7 +25,7 @@
 #include <fmt/format.h>
 
 #include "core/builtins.hpp"
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/error.hpp"
 #include "launch/runner.hpp"
 

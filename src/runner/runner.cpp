@@ -6,18 +6,17 @@
 #include <thread>
 
 #include "launch/runner.hpp"
+#include "util/enum_names.hpp"
 
 namespace launch {
 
 const char* to_string(RunPhase p) {
-  switch (p) {
-    case RunPhase::running: return "running";
-    case RunPhase::finished: return "finished";
-    case RunPhase::failed: return "failed";
-    case RunPhase::stopped: return "stopped";
-    case RunPhase::preempted: return "preempted";
-  }
-  return "unknown";
+  static const util::EnumName<RunPhase> names[] = {{RunPhase::running, "running"},
+                                                   {RunPhase::finished, "finished"},
+                                                   {RunPhase::failed, "failed"},
+                                                   {RunPhase::stopped, "stopped"},
+                                                   {RunPhase::preempted, "preempted"}};
+  return util::enum_name(names, p, "unknown");
 }
 
 Run::~Run() = default;

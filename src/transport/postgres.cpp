@@ -63,7 +63,7 @@
 #include <fmt/format.h>
 
 #include "core/builtins.hpp"
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"

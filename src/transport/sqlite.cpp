@@ -46,10 +46,11 @@
 #include <fmt/format.h>
 
 #include "core/builtins.hpp"
-#include "core/json.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"
+#include "util/fs.hpp"
+#include "util/json.hpp"
 
 namespace launch {
 namespace {
@@ -187,17 +188,6 @@ class Stmt {
   const std::string& path_;
 };
 
-void make_parent_dirs(const std::string& path) {
-  for (std::size_t pos = path.find('/', 1); pos != std::string::npos;
-       pos = path.find('/', pos + 1)) {
-    std::string dir = path.substr(0, pos);
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
-      throw Error(Errc::io, fmt::format("sqlite database {}: cannot create directory {}: {}",
-                                        path, dir, std::strerror(errno)));
-    }
-  }
-}
-
 // "sqlite://PATH" -> the absolute path of the database file.
 std::string path_from_uri(const std::string& uri) {
   const std::string prefix = "sqlite://";
@@ -304,7 +294,11 @@ class SqliteTransport final : public RecordTransport {
 };
 
 SqliteTransport::SqliteTransport(const std::string& uri) : path_(path_from_uri(uri)) {
-  make_parent_dirs(path_);
+  try {
+    util::make_directories(util::parent_path(path_));
+  } catch (const Error& e) {
+    throw Error(Errc::io, fmt::format("sqlite database {}: {}", path_, e.what()));
+  }
   int rc = sqlite3_open_v2(path_.c_str(), &db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                            nullptr);

@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "docker/context.hpp"
 #include "docker/engine.hpp"
 #include "helpers.hpp"
@@ -22,11 +22,13 @@
 #include "launch/error.hpp"
 #include "launch/transport.hpp"
 #include "runner/local_container.hpp"
+#include "util/process.hpp"
 
 extern char** environ;
 
 using launch::ItemState;
 namespace docker = launch::docker;
+namespace util = launch::util;
 
 namespace {
 
@@ -160,11 +162,12 @@ TEST_CASE("e2e: an image job runs in a container and its stdout is the item's lo
   stop_agent(agent);
 
   // What a user sees: `launch logs ITEM`.
-  std::string out;
-  int rc = docker::run_process({std::string(LAUNCH_BINARY_DIR) + "/examples/launch/launch",
-                                "logs", id},
-                               &out, {"LAUNCH_HOME=" + w.home, "LAUNCH_QUEUE_URI=" + w.uri});
-  CHECK_MESSAGE(rc == 0, out);
+  util::ProcessOptions options;
+  options.extra_env = {"LAUNCH_HOME=" + w.home, "LAUNCH_QUEUE_URI=" + w.uri};
+  util::ProcessResult r = util::run_process(
+      {std::string(LAUNCH_BINARY_DIR) + "/examples/launch/launch", "logs", id}, options);
+  const std::string& out = r.out;
+  CHECK_MESSAGE(r.status == 0, out);
   CHECK_MESSAGE(out.find("hello from " + q.str() + " q\n") != std::string::npos, out);
   CHECK(out.find("oops\n") != std::string::npos);
 }

@@ -5,12 +5,12 @@
 #include <cstdlib>
 #include <string>
 
-#include "core/sha256.hpp"
 #include "docker/context.hpp"
 #include "docker/engine.hpp"
 #include "docker/registry.hpp"
 #include "helpers.hpp"
 #include "launch/error.hpp"
+#include "util/base64.hpp"
 
 using launch::Errc;
 using launch::Error;
@@ -86,29 +86,6 @@ TEST_CASE("DOCKER_HOST: unix:// is honoured, other schemes are refused") {
   if (old) setenv("DOCKER_HOST", saved.c_str(), 1); else unsetenv("DOCKER_HOST");
 }
 
-TEST_CASE("sha256 matches the FIPS 180-4 examples") {
-  CHECK(launch::sha256_hex("") ==
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  CHECK(launch::sha256_hex("abc") ==
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  CHECK(launch::sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq") ==
-        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
-  launch::Sha256 h;
-  std::string a(1000, 'a');
-  for (int i = 0; i < 1000; ++i) h.update(a);
-  CHECK(h.hex_digest() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
-}
-
-TEST_CASE("base64 round trips, standard and url-safe") {
-  CHECK(docker::base64_encode("user:pass") == "dXNlcjpwYXNz");
-  CHECK(docker::base64_decode("dXNlcjpwYXNz") == "user:pass");
-  CHECK(docker::base64_encode("{}") == "e30=");
-  std::string bin = "\xfb\xff\x01";
-  CHECK(docker::base64_encode(bin, true) == "-_8B");
-  CHECK(docker::base64_decode("-_8B") == bin);
-  CHECK_THROWS_AS(docker::base64_decode("a$b"), Error);
-}
-
 TEST_CASE("image references") {
   auto r = docker::parse_image_ref("127.0.0.1:5000/team/app:v1");
   CHECK(r.registry == "127.0.0.1:5000");
@@ -140,7 +117,7 @@ TEST_CASE("registry credentials come from the Docker config file") {
   REQUIRE(c.has_value());
   CHECK(c->username == "u2");
   CHECK_FALSE(docker::registry_credentials("nowhere.example").has_value());
-  std::string header = docker::base64_decode(docker::registry_auth_header("reg.example:5000"));
+  std::string header = launch::util::base64_decode(docker::registry_auth_header("reg.example:5000"));
   CHECK(header.find("\"username\":\"user\"") != std::string::npos);
   CHECK(header.find("\"serveraddress\":\"reg.example:5000\"") != std::string::npos);
   CHECK(docker::registry_auth_header("nowhere.example").empty());
@@ -170,14 +147,6 @@ TEST_CASE("build contexts are deterministic tars") {
   dtest::write_file(dir + "/b.txt", "bee2\n");
   CHECK(docker::tar_directory(dir) != first);
   CHECK_THROWS_AS(docker::tar_directory(dir + "/missing"), Error);
-}
-
-TEST_CASE("run_process runs argv without a shell") {
-  std::string out;
-  CHECK(docker::run_process({"echo", "a;b", "$HOME"}, &out) == 0);
-  CHECK(out == "a;b $HOME\n");
-  CHECK(docker::run_process({"false"}, &out) == 1);
-  CHECK_THROWS_AS(docker::run_process({"/nonexistent/prog"}, &out), Error);
 }
 
 TEST_CASE("the engine's API version is negotiated with /_ping") {

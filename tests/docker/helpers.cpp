@@ -15,10 +15,11 @@
 
 #include <curl/curl.h>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "docker/context.hpp"
 #include "docker/registry.hpp"
 #include "launch/error.hpp"
+#include "util/process.hpp"
 
 namespace dtest {
 namespace fs = std::filesystem;
@@ -95,10 +96,9 @@ std::string read_file(const std::string& path) {
 }
 
 void run_ok(const std::vector<std::string>& argv) {
-  std::string out;
-  int rc = launch::docker::run_process(argv, &out);
-  INFO(argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << ": " << out);
-  REQUIRE(rc == 0);
+  launch::util::ProcessResult r = launch::util::run_process(argv);
+  INFO(argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << ": " << r.out);
+  REQUIRE(r.status == 0);
 }
 
 GitRepo::GitRepo(const std::string& prefix) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <thread>
 
-#include "core/json.hpp"
+#include "util/json.hpp"
 #include "docker/engine.hpp"
 #include "helpers.hpp"
 #include "launch/error.hpp"

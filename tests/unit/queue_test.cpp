@@ -111,7 +111,7 @@ TEST_CASE("variable types read and print by name") {
   CHECK(std::string(launch::to_string(VarType::integer)) == "integer");
   std::string m = invalid([] { launch::parse_var_type("float"); });
   CHECK(has(m, "\"float\""));
-  CHECK(has(m, "string, integer, number"));
+  CHECK(has(m, "template variable type \"float\": expected string, integer or number"));
 }
 
 TEST_CASE("the DESIGN.md queue file parses") {

@@ -1,4 +1,4 @@
-#include "core/sha256.hpp"
+#include "util/sha256.hpp"
 
 #include <cstring>
 
@@ -81,7 +81,7 @@ void Sha256::update(const void* data, std::size_t size) {
   }
 }
 
-std::string Sha256::hex_digest() {
+std::string Sha256::digest() {
   std::uint64_t bits = total_ * 8;
   unsigned char pad = 0x80;
   update(&pad, 1);
@@ -90,18 +90,51 @@ std::string Sha256::hex_digest() {
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
   update(len, 8);
-  static const char* hex = "0123456789abcdef";
   std::string out;
   for (std::uint32_t v : h_) {
-    for (int shift = 28; shift >= 0; shift -= 4) out += hex[(v >> shift) & 15];
+    for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
   }
   return out;
 }
 
-std::string sha256_hex(const std::string& data) {
+std::string Sha256::hex_digest() { return hex(digest()); }
+
+std::string sha256(std::string_view data) {
   Sha256 s;
-  s.update(data);
-  return s.hex_digest();
+  s.update(data.data(), data.size());
+  return s.digest();
+}
+
+std::string sha256_hex(std::string_view data) { return hex(sha256(data)); }
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  // RFC 2104: keys longer than the block are hashed first, then padded.
+  constexpr std::size_t kBlock = 64;
+  std::string k = key.size() > kBlock ? sha256(key) : std::string(key);
+  k.resize(kBlock, '\0');
+  std::string ipad(kBlock, '\0'), opad(kBlock, '\0');
+  for (std::size_t i = 0; i < kBlock; ++i) {
+    ipad[i] = static_cast<char>(k[i] ^ 0x36);
+    opad[i] = static_cast<char>(k[i] ^ 0x5c);
+  }
+  Sha256 inner;
+  inner.update(ipad);
+  inner.update(data.data(), data.size());
+  Sha256 outer;
+  outer.update(opad);
+  outer.update(inner.digest());
+  return outer.digest();
+}
+
+std::string hex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
 }
 
 }  // namespace launch

@@ -1,7 +1,7 @@
 // Internal: the one JSON library (RapidJSON) behind small helpers, so every
 // parse error and every wrong-typed field reads the same way.
-#ifndef LAUNCH_SRC_CORE_JSON_HPP
-#define LAUNCH_SRC_CORE_JSON_HPP
+#ifndef LAUNCH_SRC_UTIL_JSON_HPP
+#define LAUNCH_SRC_UTIL_JSON_HPP
 
 #include <cstdint>
 #include <map>

@@ -1,0 +1,38 @@
+// Internal: files and directories.
+#ifndef LAUNCH_SRC_UTIL_FS_HPP
+#define LAUNCH_SRC_UTIL_FS_HPP
+
+#include <string>
+
+namespace launch {
+namespace util {
+
+// mkdir -p with mode 0755. Errc::io naming the directory that could not be
+// made. The leaf is tried first: a run's directory is new but its parents
+// almost always exist, so that is one system call.
+void make_directories(const std::string& path);
+
+// The directory part of `path` ("" for a bare name, "/" for "/x").
+std::string parent_path(const std::string& path);
+
+// A fresh directory under $TMPDIR (else /tmp), removed with everything in
+// it when this goes away. Errc::io when it cannot be made.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// $TMPDIR, else /tmp.
+std::string temp_directory();
+
+}  // namespace util
+}  // namespace launch
+
+#endif
