@@ -4,7 +4,6 @@
 #include <string>
 
 #include "capi.hpp"
-#include "util/json.hpp"
 #include "launch/agent.hpp"
 
 namespace {
@@ -15,22 +14,6 @@ using launch::capi::clear;
 using launch::capi::guard;
 using launch::capi::null_argument;
 using launch::capi::put;
-
-std::string event_json(const launch::JobEvent& e) {
-  namespace json = launch::json;
-  json::Document d;
-  d.SetObject();
-  auto& a = d.GetAllocator();
-  json::set(d, "item_id", json::str(e.item_id, a), a);
-  json::set(d, "queue", json::str(e.queue.str(), a), a);
-  json::set(d, "state", json::str(launch::to_string(e.state), a), a);
-  json::set(d, "run_id", json::str(e.run_id, a), a);
-  json::Value code;
-  if (e.exit_code) code.SetInt(*e.exit_code);
-  json::set(d, "exit_code", std::move(code), a);
-  json::set(d, "message", json::str(e.message, a), a);
-  return json::dump(d);
-}
 
 void check_version(unsigned int version, const char* what) {
   if (version == 0 || version > LAUNCH_AGENT_OPTIONS_VERSION) {
@@ -178,7 +161,7 @@ int launch_agent_on_event(launch_agent* agent, launch_event_fn callback, void* u
       agent->rep->on_event([](const launch::JobEvent&) {});
     } else {
       agent->rep->on_event([callback, user](const launch::JobEvent& e) {
-        callback(event_json(e).c_str(), user);
+        callback(launch::to_json(e).c_str(), user);
       });
     }
     return LAUNCH_OK;

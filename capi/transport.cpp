@@ -1,4 +1,4 @@
-// Transports, queues and items: thin calls into launch::Transport, with
+// Transports, queues, items and registered agents: thin calls into launch::Transport, with
 // JSON text in and out.
 #include <string>
 #include <vector>
@@ -135,6 +135,16 @@ int launch_item_cancel(launch_transport* transport, const char* item_id, char** 
   return guard([&] {
     launch::QueueItem item = transport->rep->cancel(item_id);
     put(item_json_out, launch::to_json(item));
+    return LAUNCH_OK;
+  });
+}
+
+int launch_agent_list(launch_transport* transport, char** agents_json_out) {
+  clear(agents_json_out);
+  if (!transport) return null_argument("launch_agent_list", "transport");
+  if (!agents_json_out) return null_argument("launch_agent_list", "agents_json_out");
+  return guard([&] {
+    put(agents_json_out, json_array(transport->rep->list_agents()));
     return LAUNCH_OK;
   });
 }

@@ -12,12 +12,23 @@ install(TARGETS ${_launch_targets} EXPORT launchTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY include/launch DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY include/launch DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+        PATTERN "*.in" EXCLUDE)
+install(FILES ${LAUNCH_GENERATED_INCLUDE_DIR}/launch/features.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/launch)
 install(EXPORT launchTargets NAMESPACE launch:: DESTINATION ${LAUNCH_CMAKE_DIR})
 # Build-tree export, for add_subdirectory/FetchContent users.
 export(EXPORT launchTargets NAMESPACE launch::
        FILE ${PROJECT_BINARY_DIR}/launchTargets.cmake)
 
+set(LAUNCH_CONFIG_BACKENDS "")
+foreach(_name IN LISTS LAUNCH_BACKENDS)
+  if(LAUNCH_WITH_${_name})
+    string(APPEND LAUNCH_CONFIG_BACKENDS "set(LAUNCH_WITH_${_name} ON)\n")
+  else()
+    string(APPEND LAUNCH_CONFIG_BACKENDS "set(LAUNCH_WITH_${_name} OFF)\n")
+  endif()
+endforeach()
 configure_package_config_file(cmake/launchConfig.cmake.in
   ${PROJECT_BINARY_DIR}/launchConfig.cmake INSTALL_DESTINATION ${LAUNCH_CMAKE_DIR})
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/launchConfigVersion.cmake
@@ -27,6 +38,10 @@ install(FILES ${PROJECT_BINARY_DIR}/launchConfig.cmake
         DESTINATION ${LAUNCH_CMAKE_DIR})
 
 # pkg-config: directories relative to ${prefix}, so the tree can move.
+# Libs.private: what liblaunch_c.so itself links, the backends' libraries
+# only for those that are on.
+set(_pc_libs -lsqlite3 -lyaml-cpp -lfmt ${LAUNCH_PC_LIBS_PRIVATE} -pthread)
+string(REPLACE ";" " " LAUNCH_PC_LIBS_PRIVATE "${_pc_libs}")
 set(LAUNCH_PC_LIBDIR "\${exec_prefix}/${CMAKE_INSTALL_LIBDIR}")
 set(LAUNCH_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
 configure_file(cmake/launch.pc.in ${PROJECT_BINARY_DIR}/launch.pc @ONLY)
@@ -36,6 +51,7 @@ install(CODE "
   set(PROJECT_VERSION [==[${PROJECT_VERSION}]==])
   set(LAUNCH_PC_LIBDIR [==[${LAUNCH_PC_LIBDIR}]==])
   set(LAUNCH_PC_INCLUDEDIR [==[${LAUNCH_PC_INCLUDEDIR}]==])
+  set(LAUNCH_PC_LIBS_PRIVATE [==[${LAUNCH_PC_LIBS_PRIVATE}]==])
   configure_file([==[${PROJECT_SOURCE_DIR}/cmake/launch.pc.in]==]
                  [==[${PROJECT_BINARY_DIR}/pkgconfig-install/launch.pc]==] @ONLY)
 ")

@@ -117,7 +117,6 @@ std::string local_time(std::int64_t ms);
 std::string shorten(const std::string& text, std::size_t max);
 std::string json_array(const std::vector<std::string>& json_values);
 std::string json_string(const std::string& s);
-std::string agents_json(const std::vector<launch::AgentRecord>& agents);
 std::string item_details(const launch::QueueItem& item);
 std::string queue_details(const launch::QueueDef& queue);
 

@@ -367,7 +367,9 @@ int logs(Context& ctx, const std::string& item_id, bool follow) {
 int agents(Context& ctx) {
   auto records = ctx.transport().list_agents();
   if (ctx.json) {
-    print(agents_json(records));
+    std::vector<std::string> out;
+    for (const auto& a : records) out.push_back(launch::to_json(a));
+    print(json_array(out));
     return 0;
   }
   Table table({"ID", "HOST", "PID", "STATUS", "QUEUES", "RUNNING", "LAST SEEN"});

@@ -1,5 +1,5 @@
-// What the commands print: tables, times, the detail of an item or a queue,
-// and the JSON the library has no to_json() for (agents).
+// What the commands print: tables, times, the detail of an item or a queue.
+// Their JSON is the library's to_json() of each.
 #include <ctime>
 #include <sstream>
 
@@ -73,41 +73,6 @@ std::string json_string(const std::string& s) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.String(s.c_str(), static_cast<rapidjson::SizeType>(s.size()));
-  return buf.GetString();
-}
-
-std::string agents_json(const std::vector<launch::AgentRecord>& agents) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  auto str = [&](const char* key, const std::string& value) {
-    w.Key(key);
-    w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
-  };
-  w.StartArray();
-  for (const auto& a : agents) {
-    w.StartObject();
-    str("id", a.id);
-    str("host", a.host);
-    w.Key("pid");
-    w.Int(a.pid);
-    str("version", a.version);
-    str("entity", a.entity);
-    w.Key("queues");
-    w.StartArray();
-    for (const auto& q : a.queues) w.String(q.c_str(), static_cast<rapidjson::SizeType>(q.size()));
-    w.EndArray();
-    str("status", launch::to_string(a.status));
-    w.Key("max_jobs");
-    w.Int(a.max_jobs);
-    w.Key("running_jobs");
-    w.Int(a.running_jobs);
-    w.Key("started_at");
-    w.Int64(a.started_at);
-    w.Key("last_seen");
-    w.Int64(a.last_seen);
-    w.EndObject();
-  }
-  w.EndArray();
   return buf.GetString();
 }
 

@@ -67,6 +67,14 @@ struct JobEvent {
   std::string message;  // the error or warning, when there is one
 };
 
+// The JSON form of an event, as launch_agent_on_event() hands it over and
+// the agent's JSON log lines carry it: {"item_id", "queue", "state",
+// "run_id", "exit_code" (null when none), "message"}. The reader accepts
+// fields it does not know and refuses (Errc::invalid, naming the field) a
+// missing item_id, queue or state, or a field of the wrong type.
+LAUNCH_EXPORT std::string to_json(const JobEvent& event);
+LAUNCH_EXPORT JobEvent job_event_from_json(const std::string& json);
+
 enum class StopMode {
   drain,   // stop claiming; let running jobs finish
   cancel,  // stop claiming; cancel running jobs and put their items back

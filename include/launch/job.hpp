@@ -99,7 +99,12 @@ struct LAUNCH_EXPORT QueueItem {
 };
 
 // The JSON forms used by the CLI's --json, the C ABI and the stores.
-// Field names are the DESIGN.md names (snake_case).
+// Field names are the DESIGN.md names (snake_case). Every field is written
+// (a spec's source as the keys of its kind only: image; git_url, git_ref;
+// code_dir; a spec's unset priority and an item's missing exit_code and
+// error as null). The readers accept fields they do not know and refuse
+// (Errc::invalid, naming the field) a field of the wrong type and, for an
+// item, a missing `id`, `queue` or `state`. A spec has no required field.
 LAUNCH_EXPORT std::string to_json(const JobSpec& spec);
 LAUNCH_EXPORT JobSpec job_spec_from_json(const std::string& json);
 LAUNCH_EXPORT std::string to_json(const QueueItem& item);

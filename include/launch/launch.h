@@ -133,6 +133,12 @@ LAUNCH_EXPORT int launch_item_list(launch_transport *transport, const char *queu
 LAUNCH_EXPORT int launch_item_cancel(launch_transport *transport, const char *item_id,
                                      char **item_json_out);
 
+/* A JSON array of the agents registered on the transport, each an object
+ * {"id", "host", "pid", "version", "entity", "queues", "status" ("polling",
+ * "running" or "stopped"), "max_jobs", "running_jobs", "started_at",
+ * "last_seen"} (times in ms since the epoch). */
+LAUNCH_EXPORT int launch_agent_list(launch_transport *transport, char **agents_json_out);
+
 /* ---- Agents. */
 typedef struct launch_agent launch_agent;
 

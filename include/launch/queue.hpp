@@ -97,6 +97,11 @@ LAUNCH_EXPORT QueueDef parse_queue(const std::string& text,
 LAUNCH_EXPORT std::string config_to_json(const std::string& text,
                                          const std::string& field = "config");
 
+// The JSON form of a queue, as the stores, the CLI's --json and the C ABI
+// write it: every field (a variable's minimum, maximum, enum, default and
+// description only when set). Unlike parse_queue(), the reader accepts keys
+// it does not know; it refuses (Errc::invalid, naming the field) a missing
+// `entity`, `name` or `resource`, or a field of the wrong type.
 LAUNCH_EXPORT std::string to_json(const QueueDef& q);
 LAUNCH_EXPORT QueueDef queue_from_json(const std::string& json);
 

@@ -55,12 +55,23 @@ struct AgentRecord {
 };
 
 // The answer to a heartbeat: items whose cancel was requested (the agent
-// must stop their runs and report stopped), and items this agent no longer
-// holds (its lease expired and the item moved on: the agent must drop them).
+// must stop their runs and confirm_stopped() them), and items this agent no
+// longer holds (its lease expired and the item moved on: the agent must drop
+// them).
 struct HeartbeatReply {
-  std::vector<std::string> cancel;
+  std::vector<std::string> cancel_requested;
   std::vector<std::string> lost;
 };
+
+// The JSON forms of the two, as the CLI's --json, the C ABI and a launch
+// server write them: every field, under its name above. The readers accept
+// fields they do not know and refuse (Errc::invalid, naming the field) a
+// missing `id` or `status` (a record), a missing list (a reply), or a field
+// of the wrong type.
+LAUNCH_EXPORT std::string to_json(const AgentRecord& agent);
+LAUNCH_EXPORT AgentRecord agent_record_from_json(const std::string& json);
+LAUNCH_EXPORT std::string to_json(const HeartbeatReply& reply);
+LAUNCH_EXPORT HeartbeatReply heartbeat_reply_from_json(const std::string& json);
 
 // What Transport::finish_and_claim() did.
 struct FinishAndClaim {
@@ -69,7 +80,7 @@ struct FinishAndClaim {
 };
 
 // Why an agent hands an item back to pending.
-enum class Requeue {
+enum class RequeueReason {
   released,   // the agent is shutting down (second SIGTERM); attempt kept
   preempted,  // the target evicted the run; resume_count+1, at most 5
 };
@@ -127,10 +138,10 @@ class LAUNCH_EXPORT Transport {
                          const ItemError& error,
                          std::optional<int> exit_code = std::nullopt) = 0;
   // The agent stopped the run of a cancelled item: stopping -> stopped.
-  virtual QueueItem stopped(const std::string& item_id, const std::string& agent_id) = 0;
+  virtual QueueItem confirm_stopped(const std::string& item_id, const std::string& agent_id) = 0;
   virtual QueueItem requeue(const std::string& item_id, const std::string& agent_id,
-                            Requeue why) = 0;
-  virtual void warn(const std::string& item_id, const std::string& message) = 0;
+                            RequeueReason why) = 0;
+  virtual void add_warning(const std::string& item_id, const std::string& message) = 0;
 
   // Puts items whose lease has expired back to pending (attempt < the
   // queue's max_attempts) or fails them. Any agent may call it. Returns how

@@ -217,21 +217,11 @@ struct Agent::Impl {
       rapidjson::StringBuffer buf;
       rapidjson::Writer<rapidjson::StringBuffer> w(buf);
       start_json_line(w);
-      w.Key("item");
-      w.String(ev.item_id);
-      w.Key("queue");
-      w.String(ev.queue.str());
-      w.Key("state");
-      w.String(to_string(ev.state));
-      w.Key("run_id");
-      w.String(ev.run_id);
-      if (ev.exit_code) {
-        w.Key("exit_code");
-        w.Int(*ev.exit_code);
-      }
-      if (!ev.message.empty()) {
-        w.Key("message");
-        w.String(ev.message);
+      // Then the event's own JSON form, the one on_event hosts get.
+      json::Document event = json::parse_object(to_json(ev), "job event");
+      for (const auto& m : event.GetObject()) {
+        w.Key(m.name.GetString(), m.name.GetStringLength());
+        m.value.Accept(w);
       }
       w.EndObject();
       line.assign(buf.GetString(), buf.GetSize());
@@ -306,7 +296,7 @@ struct Agent::Impl {
   // not heard yet): then it ends stopped.
   void release(const std::string& item_id) {
     try {
-      emit(transport->requeue(item_id, id, Requeue::released));
+      emit(transport->requeue(item_id, id, RequeueReason::released));
       return;
     } catch (const Error& e) {
       if (e.code() != Errc::state) {
@@ -314,7 +304,7 @@ struct Agent::Impl {
         return;
       }
     }
-    report(item_id, [&] { return transport->stopped(item_id, id); });
+    report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
   }
 
   void fail(const std::string& item_id, ErrorStage stage, const std::string& message,
@@ -329,7 +319,7 @@ struct Agent::Impl {
   void end_early(Active& a, ErrorStage stage, const std::string& message) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->stopped(item_id, id); });
+      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
       forget(item_id);
     } else if (a.releasing) {
       release(item_id);
@@ -365,7 +355,7 @@ struct Agent::Impl {
   void run_ended(Active& a, const RunStatus& st) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->stopped(item_id, id); });
+      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
     } else if (a.releasing) {
       release(item_id);
     } else {
@@ -374,7 +364,7 @@ struct Agent::Impl {
           finish(a, st.exit_code.value_or(0));
           break;
         case RunPhase::preempted:
-          report(item_id, [&] { return transport->requeue(item_id, id, Requeue::preempted); },
+          report(item_id, [&] { return transport->requeue(item_id, id, RequeueReason::preempted); },
                  st.message.empty() ? "preempted" : "preempted: " + st.message);
           break;
         case RunPhase::stopped:
@@ -624,7 +614,7 @@ struct Agent::Impl {
       }
       if (!run) {
         if (item.state == ItemState::stopping) {
-          report(item_id, [&] { return transport->stopped(item_id, id); });
+          report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
         } else {
           report(item_id, [&] {
             return transport->fail(item_id, id,
@@ -785,7 +775,7 @@ struct Agent::Impl {
       note(LogLevel::warn, fmt::format("heartbeat failed: {}", e.what()));
       return;
     }
-    for (const auto& item_id : reply.cancel) {
+    for (const auto& item_id : reply.cancel_requested) {
       auto it = active.find(item_id);
       if (it == active.end() || it->second.cancel_requested) continue;
       Active& a = it->second;

@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 
 #include "builder/image.hpp"
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "util/fs.hpp"
 #include "util/sha256.hpp"

@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "builder/image.hpp"
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "launch/error.hpp"
 
 namespace launch {

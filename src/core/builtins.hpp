@@ -1,10 +1,10 @@
-// Internal: the factories of the built-in transports, runners and builders.
-// The library is static, so nothing registers itself: registry.cpp lists
-// them all here, once, and installs them the first time a registry is used.
+// Internal: the seam between the registries (registry.cpp) and the
+// backends compiled into this build. Core names no backend; the one list of
+// them is src/builtins/builtins.cpp, which registers those that are on.
 #ifndef LAUNCH_SRC_CORE_BUILTINS_HPP
 #define LAUNCH_SRC_CORE_BUILTINS_HPP
 
-#include <memory>
+#include <map>
 #include <string>
 
 #include "launch/builder.hpp"
@@ -13,13 +13,15 @@
 
 namespace launch {
 
-std::shared_ptr<Transport> open_memory_transport(const std::string& uri);
-std::shared_ptr<Transport> open_sqlite_transport(const std::string& uri);
-std::shared_ptr<Transport> open_postgres_transport(const std::string& uri);
-std::unique_ptr<Runner> make_local_process_runner(const RunnerContext& context);
-std::unique_ptr<Runner> make_local_container_runner(const RunnerContext& context);
-std::unique_ptr<Builder> make_noop_builder(const BuilderConfig& config);
-std::unique_ptr<Builder> make_docker_builder(const BuilderConfig& config);
+struct BuiltinBackends {
+  std::map<std::string, TransportFactory>& transports;  // by URI scheme
+  std::map<std::string, RunnerFactory>& runners;        // by resource name
+  std::map<std::string, BuilderFactory>& builders;      // by builder.type
+};
+
+// Adds the factory of every built-in backend. Called once, before the
+// registries are shared, so it takes no lock.
+void install_builtin_backends(const BuiltinBackends& into);
 
 }  // namespace launch
 

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_fields.hpp"
 #include "util/json.hpp"
 #include "launch/error.hpp"
 #include "util/enum_names.hpp"
@@ -115,17 +116,19 @@ namespace {
 using json::Allocator;
 using json::Value;
 
+// Every field is written, empty or not, except the source: only the keys of
+// its kind (image; git_url and git_ref; code_dir), so exactly one is there.
 Value spec_value(const JobSpec& s, Allocator& a) {
   Value o(rapidjson::kObjectType);
   o.AddMember("name", json::str(s.name, a), a);
-  if (!s.project.empty()) o.AddMember("project", json::str(s.project, a), a);
+  o.AddMember("project", json::str(s.project, a), a);
   switch (s.source.kind) {
     case JobSource::Kind::image:
       o.AddMember("image", json::str(s.source.image, a), a);
       break;
     case JobSource::Kind::git:
       o.AddMember("git_url", json::str(s.source.git_url, a), a);
-      if (!s.source.git_ref.empty()) o.AddMember("git_ref", json::str(s.source.git_ref, a), a);
+      o.AddMember("git_ref", json::str(s.source.git_ref, a), a);
       break;
     case JobSource::Kind::code:
       o.AddMember("code_dir", json::str(s.source.code_dir, a), a);
@@ -139,28 +142,23 @@ Value spec_value(const JobSpec& s, Allocator& a) {
   o.AddMember("run_config", json::raw(s.run_config, "job spec: run_config", a), a);
   o.AddMember("resource_args", json::raw(s.resource_args, "job spec: resource_args", a), a);
   o.AddMember("template_values", json::string_map(s.template_values, a), a);
-  if (s.priority) o.AddMember("priority", json::str(to_string(*s.priority), a), a);
-  if (!s.author.empty()) o.AddMember("author", json::str(s.author, a), a);
-  if (!s.run_id.empty()) o.AddMember("run_id", json::str(s.run_id, a), a);
-  if (!s.dockerfile.empty()) o.AddMember("dockerfile", json::str(s.dockerfile, a), a);
+  if (s.priority) {
+    o.AddMember("priority", json::str(to_string(*s.priority), a), a);
+  } else {
+    o.AddMember("priority", Value(), a);  // none given: the queue's default
+  }
+  o.AddMember("author", json::str(s.author, a), a);
+  o.AddMember("run_id", json::str(s.run_id, a), a);
+  o.AddMember("dockerfile", json::str(s.dockerfile, a), a);
   return o;
 }
 
-const char* const kSpecKeys[] = {"name",     "project",    "image",           "git_url",
-                                 "git_ref",  "code_dir",   "entry_point",     "args",
-                                 "env",      "run_config", "resource_args",   "template_values",
-                                 "priority", "author",     "run_id",          "dockerfile"};
-
+// Fields it does not know are ignored, so a newer writer's documents still
+// read.
 JobSpec spec_from_value(const Value& v, const std::string& ctx) {
   if (!v.IsObject()) {
-    throw Error(Errc::invalid, fmt::format("{}: expected a JSON object", ctx));
-  }
-  for (const auto& m : v.GetObject()) {
-    bool known = false;
-    for (const char* k : kSpecKeys) known = known || m.name == k;
-    if (!known) {
-      throw Error(Errc::invalid, fmt::format("{}: unknown field \"{}\"", ctx, m.name.GetString()));
-    }
+    throw Error(Errc::invalid, fmt::format("{}: expected a JSON object, got {} {}", ctx,
+                                           json::type_name(v), json::dump(v)));
   }
   JobSpec s;
   s.name = json::get_string(v, "name", ctx);
@@ -192,7 +190,16 @@ JobSpec spec_from_value(const Value& v, const std::string& ctx) {
   s.template_values = json::get_string_map(v, "template_values", ctx);
   auto pri = v.FindMember("priority");
   if (pri != v.MemberEnd() && !pri->value.IsNull()) {
-    s.priority = parse_priority(json::scalar_text(pri->value));
+    if (!pri->value.IsString() && !pri->value.IsInt()) {
+      throw Error(Errc::invalid,
+                  fmt::format("{}: field \"priority\" must be a name or 0-3, got {} {}", ctx,
+                              json::type_name(pri->value), json::dump(pri->value)));
+    }
+    try {
+      s.priority = parse_priority(json::scalar_text(pri->value));
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("{}: field \"priority\": {}", ctx, e.what()));
+    }
   }
   s.author = json::get_string(v, "author", ctx);
   s.run_id = json::get_string(v, "run_id", ctx);
@@ -254,35 +261,46 @@ std::string to_json(const QueueItem& it) {
 QueueItem queue_item_from_json(const std::string& text) {
   const std::string ctx = "queue item";
   json::Document d = json::parse_object(text, ctx);
+  for (const char* key : {"id", "queue", "state"}) json::require(d, key, ctx);
   QueueItem it;
   it.id = json::get_string(d, "id", ctx);
-  it.queue = QueueRef::parse(json::get_string(d, "queue", ctx));
-  it.state = parse_item_state(json::get_string(d, "state", ctx, "pending"));
-  it.priority = parse_priority(json::get_string(d, "priority", ctx, "medium"));
+  it.queue = json::get_enum(d, "queue", ctx, "", [](const std::string& t) {
+    return QueueRef::parse(t);
+  });
+  it.state = json::get_enum(d, "state", ctx, "pending", parse_item_state);
+  it.priority = json::get_enum(d, "priority", ctx, "medium", parse_priority);
   it.created_at = json::get_int(d, "created_at", ctx);
   it.updated_at = json::get_int(d, "updated_at", ctx);
   it.started_at = json::get_int(d, "started_at", ctx);
   it.ended_at = json::get_int(d, "ended_at", ctx);
-  it.attempt = static_cast<int>(json::get_int(d, "attempt", ctx));
-  it.resume_count = static_cast<int>(json::get_int(d, "resume_count", ctx));
-  it.lease_seconds = static_cast<int>(json::get_int(d, "lease_seconds", ctx, 30));
-  it.max_attempts = static_cast<int>(json::get_int(d, "max_attempts", ctx, 3));
+  it.attempt = json::get_int32(d, "attempt", ctx, 0);
+  it.resume_count = json::get_int32(d, "resume_count", ctx, 0);
+  it.lease_seconds = json::get_int32(d, "lease_seconds", ctx, it.lease_seconds);
+  it.max_attempts = json::get_int32(d, "max_attempts", ctx, it.max_attempts);
   it.agent_id = json::get_string(d, "agent_id", ctx);
   it.lease_expires_at = json::get_int(d, "lease_expires_at", ctx);
   it.run_id = json::get_string(d, "run_id", ctx);
-  if (auto code = json::get_optional_int(d, "exit_code", ctx)) {
-    it.exit_code = static_cast<int>(*code);
+  if (d.HasMember("exit_code") && !d["exit_code"].IsNull()) {
+    it.exit_code = json::get_int32(d, "exit_code", ctx, 0);
   }
   auto err = d.FindMember("error");
-  if (err != d.MemberEnd() && err->value.IsObject()) {
+  if (err != d.MemberEnd() && !err->value.IsNull()) {
+    if (!err->value.IsObject()) {
+      throw Error(Errc::invalid, fmt::format("{}: field \"error\" must be an object or null, "
+                                             "got {} {}",
+                                             ctx, json::type_name(err->value),
+                                             json::dump(err->value)));
+    }
+    const std::string ectx = ctx + ": error";
+    json::require(err->value, "stage", ectx);
     ItemError e;
-    e.stage = parse_error_stage(json::get_string(err->value, "stage", ctx + ".error", "agent"));
-    e.message = json::get_string(err->value, "message", ctx + ".error");
+    e.stage = json::get_enum(err->value, "stage", ectx, "agent", parse_error_stage);
+    e.message = json::get_string(err->value, "message", ectx);
     it.error = e;
   }
   it.warnings = json::get_string_array(d, "warnings", ctx);
   auto spec = d.FindMember("spec");
-  if (spec != d.MemberEnd()) it.spec = spec_from_value(spec->value, ctx + ".spec");
+  if (spec != d.MemberEnd()) it.spec = spec_from_value(spec->value, ctx + ": spec");
   return it;
 }
 

@@ -109,7 +109,7 @@ void fail(QueueItem& item, const std::string& agent_id, const ItemError& error,
   if (exit_code) item.exit_code = exit_code;
 }
 
-void stopped(QueueItem& item, const std::string& agent_id, std::int64_t now) {
+void confirm_stopped(QueueItem& item, const std::string& agent_id, std::int64_t now) {
   check_holder(item, agent_id);
   if (item.state != ItemState::stopping) {
     throw Error(Errc::state, fmt::format("item {}: cannot go from {} to stopped (only a "
@@ -119,9 +119,9 @@ void stopped(QueueItem& item, const std::string& agent_id, std::int64_t now) {
   move_to(item, ItemState::stopped, now);
 }
 
-void requeue(QueueItem& item, const std::string& agent_id, Requeue why, std::int64_t now) {
+void requeue(QueueItem& item, const std::string& agent_id, RequeueReason why, std::int64_t now) {
   check_holder(item, agent_id);
-  if (why == Requeue::preempted) {
+  if (why == RequeueReason::preempted) {
     if (item.state != ItemState::running) {
       throw Error(Errc::state, fmt::format("item {}: only a running item can be preempted, "
                                            "it is {}",

@@ -2,11 +2,11 @@
 // JSON) and the JSON form the stores and the CLI use.
 #include "launch/queue.hpp"
 
-#include <climits>
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "core/json_fields.hpp"
 #include "util/json.hpp"
 #include "core/template_value.hpp"
 #include "launch/error.hpp"
@@ -46,15 +46,6 @@ std::string key_list(const char* const (&keys)[N]) {
 
 std::string member_name(const json::Value::Member& m) {
   return std::string(m.name.GetString(), m.name.GetStringLength());
-}
-
-int get_int32(const json::Value& obj, const char* key, const std::string& ctx, int def) {
-  std::int64_t v = json::get_int(obj, key, ctx, def);
-  if (v < INT_MIN || v > INT_MAX) {
-    throw Error(Errc::invalid,
-                fmt::format("{}: field \"{}\" is out of range: {}", ctx, key, v));
-  }
-  return static_cast<int>(v);
 }
 
 // A scalar given for an enum value or a default, as text.
@@ -168,8 +159,8 @@ QueueDef queue_from_object(const json::Value& obj, const std::string& source, bo
     }
   }
   q.prioritization = json::get_bool(obj, "prioritization", source, q.prioritization);
-  q.lease_seconds = get_int32(obj, "lease_seconds", source, q.lease_seconds);
-  q.max_attempts = get_int32(obj, "max_attempts", source, q.max_attempts);
+  q.lease_seconds = json::get_int32(obj, "lease_seconds", source, q.lease_seconds);
+  q.max_attempts = json::get_int32(obj, "max_attempts", source, q.max_attempts);
   q.created_at = json::get_int(obj, "created_at", source, 0);
   return q;
 }
@@ -393,8 +384,10 @@ std::string to_json(const QueueDef& q) {
 }
 
 QueueDef queue_from_json(const std::string& text) {
-  json::Document d = json::parse(text, "queue JSON");
-  return queue_from_object(d, "queue JSON", false);
+  const std::string ctx = "queue JSON";
+  json::Document d = json::parse_object(text, ctx);
+  for (const char* key : {"entity", "name", "resource"}) json::require(d, key, ctx);
+  return queue_from_object(d, ctx, false);
 }
 
 }  // namespace launch

@@ -36,7 +36,7 @@ HeartbeatReply RecordTransport::heartbeat(const std::string& agent_id,
     if (!held) {
       reply.lost.push_back(id);
     } else if (it.state == ItemState::stopping) {
-      reply.cancel.push_back(id);
+      reply.cancel_requested.push_back(id);
     }
   }
   return reply;
@@ -55,17 +55,19 @@ QueueItem RecordTransport::fail(const std::string& item_id, const std::string& a
   });
 }
 
-QueueItem RecordTransport::stopped(const std::string& item_id, const std::string& agent_id) {
-  return update_item(item_id, [&](QueueItem& it) { lifecycle::stopped(it, agent_id, now_ms()); });
+QueueItem RecordTransport::confirm_stopped(const std::string& item_id,
+                                           const std::string& agent_id) {
+  return update_item(item_id,
+                     [&](QueueItem& it) { lifecycle::confirm_stopped(it, agent_id, now_ms()); });
 }
 
 QueueItem RecordTransport::requeue(const std::string& item_id, const std::string& agent_id,
-                                   Requeue why) {
+                                   RequeueReason why) {
   return update_item(item_id,
                      [&](QueueItem& it) { lifecycle::requeue(it, agent_id, why, now_ms()); });
 }
 
-void RecordTransport::warn(const std::string& item_id, const std::string& message) {
+void RecordTransport::add_warning(const std::string& item_id, const std::string& message) {
   update_item(item_id, [&](QueueItem& it) {
     it.warnings.push_back(message);
     it.updated_at = now_ms();

@@ -1,5 +1,6 @@
 // The registries of transports (by URI scheme), runners (by resource name)
-// and builders (by type), with the built-ins installed on first use.
+// and builders (by type), with the built-ins of this build
+// (src/builtins/builtins.cpp) installed on first use.
 #include <map>
 #include <mutex>
 
@@ -21,20 +22,10 @@ struct Registries {
   std::map<std::string, BuilderFactory> builders;
 };
 
-void install_builtins(Registries& r) {
-  r.transports["memory"] = open_memory_transport;
-  r.transports["sqlite"] = open_sqlite_transport;
-  r.transports["postgres"] = open_postgres_transport;
-  r.runners["local-process"] = make_local_process_runner;
-  r.runners["local-container"] = make_local_container_runner;
-  r.builders["noop"] = make_noop_builder;
-  r.builders["docker"] = make_docker_builder;
-}
-
 Registries& registries() {
   static Registries* r = [] {
     auto* regs = new Registries;  // never destroyed: used until exit
-    install_builtins(*regs);
+    install_builtin_backends({regs->transports, regs->runners, regs->builders});
     return regs;
   }();
   return *r;
@@ -115,9 +106,16 @@ std::unique_ptr<Builder> make_builder(const BuilderConfig& config) {
   auto& r = registries();
   auto factory = find(r.builders, r.mu, config.type);
   if (!factory) {
+    // Which there are depends on the build (LAUNCH_WITH_DOCKER) and on
+    // register_builder(), so the message lists them.
+    std::string known;
+    {
+      std::lock_guard<std::mutex> lock(r.mu);
+      for (const auto& kv : r.builders) known += (known.empty() ? "" : ", ") + kv.first;
+    }
     throw Error(Errc::not_found,
-                fmt::format("builder.type \"{}\": no such builder (docker, kaniko, noop)",
-                            config.type));
+                fmt::format("builder.type \"{}\": no such builder in this build ({})",
+                            config.type, known.empty() ? "it has none" : known));
   }
   return factory(config);
 }

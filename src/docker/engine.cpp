@@ -1,12 +1,9 @@
 #include "docker/engine.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 
 #include "launch/error.hpp"
@@ -15,24 +12,8 @@ namespace launch {
 namespace docker {
 namespace {
 
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-// The engine's {"message": "..."} or, failing that, the body as it came.
-std::string engine_message(const std::string& body) {
-  rapidjson::Document d;
-  d.Parse(body.c_str(), body.size());
-  if (!d.HasParseError() && d.IsObject()) {
-    auto it = d.FindMember("message");
-    if (it != d.MemberEnd() && it->value.IsString()) return it->value.GetString();
-  }
-  std::string text = body;
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  return text;
-}
-
+// The engine's errors: its own status mapping, kept as it was before the
+// http client (401/403 do not come from a local engine).
 Errc errc_for_status(long status) {
   switch (status) {
     case 400: return Errc::invalid;
@@ -43,32 +24,15 @@ Errc errc_for_status(long status) {
 }
 
 [[noreturn]] void throw_engine(long status, const std::string& body, const std::string& what) {
-  throw Error(errc_for_status(status),
-              fmt::format("docker: {}: {} (HTTP {})", what, engine_message(body), status));
+  throw Error(errc_for_status(status), fmt::format("docker: {}: {} (HTTP {})", what,
+                                                   http::server_message(body), status));
 }
 
-struct Transfer {
-  CURL* curl = nullptr;
-  const std::function<void(const char*, std::size_t)>* on_data = nullptr;
-  std::string error_body;  // the body of a failed (>= 400) response
-  const std::atomic<bool>* abort = nullptr;
-};
-
-size_t write_cb(char* data, size_t size, size_t n, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  long status = 0;
-  curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
-  if (status >= 400 || t->on_data == nullptr) {
-    t->error_body.append(data, size * n);
-  } else {
-    (*t->on_data)(data, size * n);
-  }
-  return size * n;
-}
-
-int progress_cb(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  auto* t = static_cast<Transfer*>(user);
-  return (t->abort != nullptr && t->abort->load()) ? 1 : 0;
+http::ClientOptions engine_options(const std::string& socket_path) {
+  http::ClientOptions o;
+  o.unix_socket = socket_path;
+  o.connect_timeout_ms = 10000;
+  return o;
 }
 
 std::string label_filters(const std::map<std::string, std::string>& labels) {
@@ -106,21 +70,6 @@ std::string default_socket_path() {
               fmt::format("DOCKER_HOST \"{}\": only unix:// engine sockets are supported", h));
 }
 
-std::string url_encode(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // ---- framing and progress streams
 
 void LogDemuxer::feed(const char* data, std::size_t size) {
@@ -146,26 +95,8 @@ void LogDemuxer::feed(const char* data, std::size_t size) {
   }
 }
 
-void LineSplitter::feed(const char* data, std::size_t size) {
-  partial_.append(data, size);
-  std::size_t start = 0;
-  for (;;) {
-    auto nl = partial_.find('\n', start);
-    if (nl == std::string::npos) break;
-    std::string line = partial_.substr(start, nl - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) sink_(line);
-    start = nl + 1;
-  }
-  partial_.erase(0, start);
-}
-
-void LineSplitter::finish() {
-  if (!partial_.empty()) sink_(partial_);
-  partial_.clear();
-}
-
 void ProgressStream::line(const std::string& json_line) {
+  if (json_line.empty()) return;
   rapidjson::Document d;
   d.Parse(json_line.c_str(), json_line.size());
   if (d.HasParseError() || !d.IsObject()) {
@@ -210,19 +141,17 @@ void ProgressStream::line(const std::string& json_line) {
 
 // ---- the engine
 
-Engine::Engine(std::string socket_path) : socket_path_(std::move(socket_path)) {
-  global_init();
-  curl_ = curl_easy_init();
-  if (curl_ == nullptr) throw Error(Errc::internal, "docker: curl_easy_init failed");
-}
+Engine::Engine(std::string socket_path)
+    : socket_path_(std::move(socket_path)),
+      client_(std::make_unique<http::Client>(engine_options(socket_path_))) {}
 
 Engine::Engine(const Engine& other)
-    : socket_path_(other.socket_path_), version_(other.version_), abort_(nullptr) {
-  curl_ = curl_easy_init();
-  if (curl_ == nullptr) throw Error(Errc::internal, "docker: curl_easy_init failed");
-}
+    : socket_path_(other.socket_path_),
+      version_(other.version_),
+      client_(std::make_unique<http::Client>(engine_options(socket_path_))),
+      abort_(nullptr) {}
 
-Engine::~Engine() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+Engine::~Engine() = default;
 
 const std::string& Engine::api_version() {
   if (version_.empty()) negotiate();
@@ -239,92 +168,41 @@ std::string Engine::url(const std::string& path, bool versioned) {
   return "http://localhost/v" + api_version() + path;
 }
 
-namespace {
-
-struct HeaderCapture {
-  std::string api_version;
-};
-
-size_t header_cb(char* data, size_t size, size_t n, void* user) {
-  auto* h = static_cast<HeaderCapture*>(user);
-  std::string line(data, size * n);
-  static const char kName[] = "api-version:";
-  if (line.size() > sizeof(kName) - 1) {
-    bool match = true;
-    for (std::size_t i = 0; i + 1 < sizeof(kName); ++i) {
-      if (std::tolower(static_cast<unsigned char>(line[i])) != kName[i]) {
-        match = false;
-        break;
-      }
-    }
-    if (match) {
-      std::string v = line.substr(sizeof(kName) - 1);
-      auto b = v.find_first_not_of(" \t");
-      auto e = v.find_last_not_of(" \t\r\n");
-      h->api_version = b == std::string::npos ? "" : v.substr(b, e - b + 1);
-    }
-  }
-  return size * n;
-}
-
-}  // namespace
-
 long Engine::perform(const std::string& method, const std::string& path,
                      const std::string& body, const std::string& content_type,
                      const std::vector<std::string>& headers,
                      const std::function<void(const char*, std::size_t)>& on_data,
                      const std::string& what, std::string* error_body) {
   bool ping = path == "/_ping";
-  std::string target = url(path, !ping);
-  CURL* c = static_cast<CURL*>(curl_);
-  curl_easy_reset(c);
-  Transfer t;
-  t.curl = c;
-  t.on_data = on_data ? &on_data : nullptr;
-  t.abort = abort_;
-  HeaderCapture hc;
-  curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, socket_path_.c_str());
-  curl_easy_setopt(c, CURLOPT_URL, target.c_str());
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &hc);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
-  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
-  struct curl_slist* list = nullptr;
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  if (method == "POST") {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    list = curl_slist_append(list, ("Content-Type: " + content_type).c_str());
-    list = curl_slist_append(list, "Expect:");
-  } else if (method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  } else if (method != "GET") {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  http::Request r;
+  r.method = method;
+  r.url = url(path, !ping);
+  r.body = body;
+  if (method == "POST") r.headers.add("Content-Type", content_type);
+  for (const auto& h : headers) {
+    auto colon = h.find(':');
+    std::string value = colon == std::string::npos ? "" : h.substr(colon + 1);
+    value.erase(0, value.find_first_not_of(" \t"));
+    r.headers.add(h.substr(0, colon), value);
   }
-  if (list != nullptr) curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(list);
-  if (rc == CURLE_ABORTED_BY_CALLBACK) {
-    throw Error(Errc::io, fmt::format("docker: {}: cancelled", what));
+  http::Response answer;
+  try {
+    answer = on_data ? client_->stream(r, on_data, true) : client_->send(r, true);
+  } catch (const http::HttpError& e) {
+    if (e.status() != 0) throw;
+    if (abort_ != nullptr && abort_->load()) {
+      throw Error(Errc::io, fmt::format("docker: {}: cancelled", what));
+    }
+    throw Error(e.code(), fmt::format("docker: {}: cannot reach the engine at unix://{}: {}", what,
+                                      socket_path_, e.server_message()));
   }
-  if (rc != CURLE_OK) {
-    throw Error(Errc::io, fmt::format("docker: {}: cannot reach the engine at unix://{}: {}", what,
-                                      socket_path_, curl_easy_strerror(rc)));
-  }
-  long status = 0;
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-  if (ping && status == 200) {
-    std::string v = hc.api_version.empty() ? "1.24" : hc.api_version;
+  if (ping && answer.status == 200) {
+    std::string v = answer.headers.get("Api-Version").value_or("");
+    if (v.empty()) v = "1.24";
     version_ = compare_api_versions(v, kMaxApiVersion) > 0 ? kMaxApiVersion : v;
   }
-  *error_body = std::move(t.error_body);
-  return status;
+  *error_body = answer.status >= 400 ? std::move(answer.body) : std::string();
+  return answer.status;
 }
 
 long Engine::stream(const std::string& method, const std::string& path, const std::string& body,

@@ -1,5 +1,5 @@
-// Internal: a Docker Engine API client over the engine's unix socket, with
-// libcurl. Never the docker CLI.
+// Internal: a Docker Engine API client over the engine's unix socket, a thin
+// user of http::Client. Never the docker CLI.
 //
 // The API version is negotiated once per Engine with /_ping (the engine's
 // Api-Version header, capped to the newest version we speak). Every failed
@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "http/client.hpp"
 #include "util/json.hpp"
 
 namespace launch {
@@ -59,18 +60,7 @@ class LogDemuxer {
   int stream_ = 1;
 };
 
-// Splits a chunked body into lines ('\n'), handing each complete one to
-// `sink`; finish() hands over a last unterminated line.
-class LineSplitter {
- public:
-  explicit LineSplitter(std::function<void(const std::string&)> sink) : sink_(std::move(sink)) {}
-  void feed(const char* data, std::size_t size);
-  void finish();
-
- private:
-  std::function<void(const std::string&)> sink_;
-  std::string partial_;
-};
+using http::LineSplitter;
 
 // The JSON-lines progress stream of build, push and pull. Each line is
 // rendered as text for the log (`stream` text as is; `status` with its
@@ -119,8 +109,11 @@ class Engine {
   const std::string& api_version();
 
   // When set, long calls (streams, wait) give up once it becomes true
-  // (within about a second) and throw Errc::io "cancelled".
-  void set_abort_flag(const std::atomic<bool>* flag) { abort_ = flag; }
+  // (within a tenth of a second) and throw Errc::io "cancelled".
+  void set_abort_flag(const std::atomic<bool>* flag) {
+    abort_ = flag;
+    client_->set_abort_flag(flag);
+  }
 
   // --- raw calls; `path` is unversioned ("/containers/json?all=1").
   // An HTTP failure is returned as a status with the engine's body.
@@ -185,12 +178,12 @@ class Engine {
 
   std::string socket_path_;
   std::string version_;
-  void* curl_ = nullptr;  // CURL*
+  std::unique_ptr<http::Client> client_;
   const std::atomic<bool>* abort_ = nullptr;
 };
 
 // Percent-encodes a query value.
-std::string url_encode(const std::string& text);
+using http::url_encode;
 
 }  // namespace docker
 }  // namespace launch

@@ -1,19 +1,15 @@
 #include "docker/registry.hpp"
 
-#include <cctype>
-#include <cstdlib>
-#include <fstream>
 #include <map>
-#include <sstream>
-#include <vector>
+#include <memory>
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 
-#include "util/json.hpp"
-#include "docker/engine.hpp"
+#include "http/auth.hpp"
+#include "http/client.hpp"
 #include "launch/error.hpp"
 #include "util/base64.hpp"
+#include "util/json.hpp"
 
 namespace launch {
 namespace docker {
@@ -64,23 +60,6 @@ ImageRef parse_image_ref(const std::string& reference) {
 
 namespace {
 
-std::string config_path() {
-  const char* dir = std::getenv("DOCKER_CONFIG");
-  if (dir != nullptr && *dir != '\0') return std::string(dir) + "/config.json";
-  const char* home = std::getenv("HOME");
-  return std::string(home != nullptr ? home : "") + "/.docker/config.json";
-}
-
-// "https://index.docker.io/v1/" -> "docker.io"; "http://h:5000/" -> "h:5000".
-std::string normalize_registry(std::string key) {
-  auto scheme = key.find("://");
-  if (scheme != std::string::npos) key = key.substr(scheme + 3);
-  auto slash = key.find('/');
-  if (slash != std::string::npos) key = key.substr(0, slash);
-  if (key == "index.docker.io" || key == "registry-1.docker.io") key = "docker.io";
-  return key;
-}
-
 bool is_loopback(const std::string& registry) {
   std::string host = registry;
   if (!host.empty() && host[0] == '[') {
@@ -95,39 +74,7 @@ bool is_loopback(const std::string& registry) {
 }  // namespace
 
 std::optional<Credentials> registry_credentials(const std::string& registry) {
-  std::string path = config_path();
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string what = "docker config " + path;
-  auto doc = json::parse_object(ss.str(), what);
-  auto auths = doc.FindMember("auths");
-  if (auths == doc.MemberEnd() || !auths->value.IsObject()) return std::nullopt;
-  std::string want = normalize_registry(registry);
-  for (const auto& m : auths->value.GetObject()) {
-    if (normalize_registry(m.name.GetString()) != want) continue;
-    std::string ctx = what + ": auths." + m.name.GetString();
-    Credentials c;
-    std::string auth = json::get_string(m.value, "auth", ctx);
-    if (!auth.empty()) {
-      std::string plain = util::base64_decode(auth);
-      auto colon = plain.find(':');
-      if (colon == std::string::npos) {
-        throw Error(Errc::invalid, fmt::format("{}: field \"auth\" must be base64 of "
-                                               "user:password",
-                                               ctx));
-      }
-      c.username = plain.substr(0, colon);
-      c.password = plain.substr(colon + 1);
-    } else {
-      c.username = json::get_string(m.value, "username", ctx);
-      c.password = json::get_string(m.value, "password", ctx);
-    }
-    if (c.username.empty()) return std::nullopt;
-    return c;
-  }
-  return std::nullopt;
+  return http::docker_credentials(registry);
 }
 
 std::string registry_auth_header(const std::string& registry) {
@@ -135,8 +82,12 @@ std::string registry_auth_header(const std::string& registry) {
   if (!creds) return "";
   rapidjson::Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
-  d.AddMember("username", json::str(creds->username, a), a);
-  d.AddMember("password", json::str(creds->password, a), a);
+  if (!creds->identity_token.empty()) {
+    d.AddMember("identitytoken", json::str(creds->identity_token, a), a);
+  } else {
+    d.AddMember("username", json::str(creds->username, a), a);
+    d.AddMember("password", json::str(creds->password, a), a);
+  }
   d.AddMember("serveraddress", json::str(registry, a), a);
   return util::base64url_encode(json::dump(d), true);
 }
@@ -144,64 +95,6 @@ std::string registry_auth_header(const std::string& registry) {
 // ---- the v2 manifest check
 
 namespace {
-
-struct HttpAnswer {
-  long status = 0;
-  std::string www_authenticate;
-  std::string body;
-};
-
-size_t collect_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-size_t collect_header(char* data, size_t size, size_t n, void* user) {
-  std::string line(data, size * n);
-  static const char kName[] = "www-authenticate:";
-  if (line.size() > sizeof(kName) - 1) {
-    std::string head = line.substr(0, sizeof(kName) - 1);
-    for (auto& ch : head) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (head == kName) {
-      std::string v = line.substr(sizeof(kName) - 1);
-      auto b = v.find_first_not_of(" \t");
-      auto e = v.find_last_not_of(" \t\r\n");
-      *static_cast<std::string*>(user) = b == std::string::npos ? "" : v.substr(b, e - b + 1);
-    }
-  }
-  return size * n;
-}
-
-HttpAnswer http(const std::string& method, const std::string& url,
-                const std::vector<std::string>& headers, const std::string& userpwd) {
-  CURL* c = curl_easy_init();
-  if (c == nullptr) throw Error(Errc::internal, "registry: curl_easy_init failed");
-  HttpAnswer a;
-  struct curl_slist* list = nullptr;
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 60000L);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect_body);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &a.body);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &a.www_authenticate);
-  if (method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-  if (!userpwd.empty()) {
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(c, CURLOPT_USERPWD, userpwd.c_str());
-  }
-  CURLcode rc = curl_easy_perform(c);
-  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
-  curl_slist_free_all(list);
-  curl_easy_cleanup(c);
-  if (rc != CURLE_OK) {
-    throw Error(Errc::io, fmt::format("registry: {} {}: {}", method, url, curl_easy_strerror(rc)));
-  }
-  return a;
-}
 
 // Bearer realm="https://auth/token",service="registry",scope="repository:x:pull"
 std::map<std::string, std::string> challenge_params(const std::string& header) {
@@ -231,43 +124,69 @@ std::map<std::string, std::string> challenge_params(const std::string& header) {
   return out;
 }
 
+// A bearer token from the registry's token server (the realm of its
+// challenge), with the config's credentials when there are any: an identity
+// token is an OAuth refresh token (POST), a user and password go as Basic.
+std::string registry_token(http::Client& client, const ImageRef& ref,
+                           const std::string& challenge,
+                           const std::optional<Credentials>& creds) {
+  auto p = challenge_params(challenge);
+  std::string scope = p["scope"].empty() ? "repository:" + ref.repository + ":pull" : p["scope"];
+  http::Request t;
+  if (creds && !creds->identity_token.empty()) {
+    t.method = "POST";
+    t.url = p["realm"];
+    t.headers.add("Content-Type", "application/x-www-form-urlencoded");
+    t.body = "grant_type=refresh_token&client_id=launch&service=" + http::url_encode(p["service"]) +
+             "&scope=" + http::url_encode(scope) +
+             "&refresh_token=" + http::url_encode(creds->identity_token);
+  } else {
+    t.url = p["realm"] + "?service=" + http::url_encode(p["service"]) +
+            "&scope=" + http::url_encode(scope);
+    if (creds) t.auth = std::make_shared<http::BasicAuth>(creds->username, creds->password);
+  }
+  http::Response answer = client.send(t, true);
+  if (answer.status != 200) {
+    throw Error(Errc::io, fmt::format("registry {}: token request answered HTTP {}", ref.registry,
+                                      answer.status));
+  }
+  auto doc = json::parse_object(answer.body, "registry token answer");
+  std::string token = json::get_string(doc, "token", "registry token answer");
+  if (token.empty()) token = json::get_string(doc, "access_token", "registry token answer");
+  return token;
+}
+
 }  // namespace
 
 bool registry_has_manifest(const ImageRef& ref) {
   std::string host = ref.registry == "docker.io" ? "registry-1.docker.io" : ref.registry;
   std::string scheme = is_loopback(ref.registry) ? "http" : "https";
-  std::string url = fmt::format("{}://{}/v2/{}/manifests/{}", scheme, host, ref.repository,
-                                ref.digest.empty() ? ref.tag : ref.digest);
-  std::vector<std::string> headers = {
-      "Accept: application/vnd.docker.distribution.manifest.v2+json, "
-      "application/vnd.docker.distribution.manifest.list.v2+json, "
-      "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"};
+  http::Request head;
+  head.method = "HEAD";
+  head.url = fmt::format("{}://{}/v2/{}/manifests/{}", scheme, host, ref.repository,
+                         ref.digest.empty() ? ref.tag : ref.digest);
+  head.headers.add("Accept",
+                   "application/vnd.docker.distribution.manifest.v2+json, "
+                   "application/vnd.docker.distribution.manifest.list.v2+json, "
+                   "application/vnd.oci.image.manifest.v1+json, "
+                   "application/vnd.oci.image.index.v1+json");
+  http::ClientOptions options;
+  options.timeout_ms = 60000;
+  http::Client client(options);
   auto creds = registry_credentials(ref.registry);
-  std::string userpwd = creds ? creds->username + ":" + creds->password : "";
-  HttpAnswer a = http("HEAD", url, headers, "");
-  if (a.status == 401 && a.www_authenticate.rfind("Bearer", 0) == 0) {
-    auto p = challenge_params(a.www_authenticate);
-    std::string token_url = p["realm"] + "?service=" + url_encode(p["service"]) +
-                            "&scope=" + url_encode(p["scope"].empty()
-                                                       ? "repository:" + ref.repository + ":pull"
-                                                       : p["scope"]);
-    HttpAnswer t = http("GET", token_url, {}, userpwd);
-    if (t.status != 200) {
-      throw Error(Errc::io, fmt::format("registry {}: token request answered HTTP {}",
-                                        ref.registry, t.status));
-    }
-    auto doc = json::parse_object(t.body, "registry token answer");
-    std::string token = json::get_string(doc, "token", "registry token answer");
-    if (token.empty()) token = json::get_string(doc, "access_token", "registry token answer");
-    headers.push_back("Authorization: Bearer " + token);
-    a = http("HEAD", url, headers, "");
-  } else if (a.status == 401 && !userpwd.empty()) {
-    a = http("HEAD", url, headers, userpwd);
+  http::Response a = client.send(head, true);
+  std::string challenge = a.headers.get("WWW-Authenticate").value_or("");
+  if (a.status == 401 && challenge.rfind("Bearer", 0) == 0) {
+    head.auth = std::make_shared<http::BearerAuth>(registry_token(client, ref, challenge, creds));
+    a = client.send(head, true);
+  } else if (a.status == 401 && creds && !creds->username.empty()) {
+    head.auth = std::make_shared<http::BasicAuth>(creds->username, creds->password);
+    a = client.send(head, true);
   }
   if (a.status == 200) return true;
   if (a.status == 404) return false;
-  throw Error(Errc::io, fmt::format("registry {}: HEAD {} answered HTTP {}", ref.registry, url,
-                                    a.status));
+  throw Error(Errc::io, fmt::format("registry {}: HEAD {} answered HTTP {}", ref.registry,
+                                    a.url, a.status));
 }
 
 }  // namespace docker

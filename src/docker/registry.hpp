@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "http/auth.hpp"
+
 namespace launch {
 namespace docker {
 
@@ -22,18 +24,15 @@ struct ImageRef {
 };
 ImageRef parse_image_ref(const std::string& reference);
 
-struct Credentials {
-  std::string username;
-  std::string password;
-};
+using Credentials = http::RegistryCredentials;
 
-// The credentials for `registry` in the Docker config file
-// ($DOCKER_CONFIG/config.json, else ~/.docker/config.json), from its
-// "auths" entries ("auth" is base64 of user:password). nullopt when none.
-// Errc::invalid naming the file for a malformed file.
+// The credentials for `registry` from the Docker config file, as the docker
+// CLI finds them (credential helpers, the store, "auths"): see
+// http::docker_credentials. nullopt when none.
 std::optional<Credentials> registry_credentials(const std::string& registry);
 
-// The engine's X-Registry-Auth value (base64url JSON), "" for anonymous.
+// The engine's X-Registry-Auth value (base64url JSON: username and password,
+// or an identity token), "" for anonymous.
 std::string registry_auth_header(const std::string& registry);
 
 // True when the registry already has `ref` (HEAD /v2/<repo>/manifests/<tag>),

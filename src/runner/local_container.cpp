@@ -18,7 +18,7 @@
 
 #include <fmt/format.h>
 
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "core/secure.hpp"
 #include "docker/engine.hpp"

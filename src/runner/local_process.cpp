@@ -24,7 +24,7 @@
 
 #include <fmt/format.h>
 
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "launch/error.hpp"
 #include "launch/runner.hpp"

@@ -62,7 +62,7 @@
 
 #include <fmt/format.h>
 
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
@@ -704,7 +704,7 @@ class PostgresTransport final : public RecordTransport {
       // A refused finish claims nothing: hand the claimed item back.
       if (out.next) {
         try {
-          requeue(out.next->id, agent_id, Requeue::released);
+          requeue(out.next->id, agent_id, RequeueReason::released);
         } catch (const Error&) {
           // Its lease expires instead.
         }

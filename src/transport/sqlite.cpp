@@ -45,7 +45,7 @@
 
 #include <fmt/format.h>
 
-#include "core/builtins.hpp"
+#include "builtins/factories.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"

@@ -231,13 +231,13 @@ class CountingTransport final : public Transport {
                  std::optional<int> code) override {
     return t_->fail(i, a, e, code);
   }
-  QueueItem stopped(const std::string& i, const std::string& a) override {
-    return t_->stopped(i, a);
+  QueueItem confirm_stopped(const std::string& i, const std::string& a) override {
+    return t_->confirm_stopped(i, a);
   }
-  QueueItem requeue(const std::string& i, const std::string& a, Requeue w) override {
+  QueueItem requeue(const std::string& i, const std::string& a, RequeueReason w) override {
     return t_->requeue(i, a, w);
   }
-  void warn(const std::string& i, const std::string& m) override { t_->warn(i, m); }
+  void add_warning(const std::string& i, const std::string& m) override { t_->add_warning(i, m); }
   int expire_leases() override { return t_->expire_leases(); }
   void upsert_agent(const AgentRecord& a) override { t_->upsert_agent(a); }
   std::vector<AgentRecord> list_agents() override { return t_->list_agents(); }

@@ -225,9 +225,9 @@ TEST_CASE("launch-agent: a second SIGTERM cancels running jobs and puts them bac
   CHECK(::kill(-pgid, 0) == -1);
   // JSON lines in the log file, one per transition.
   std::string log = slurp(home / "agent.log");
-  CHECK(log.find("\"item\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"running\"") !=
+  CHECK(log.find("\"item_id\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"running\"") !=
         std::string::npos);
-  CHECK(log.find("\"item\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"pending\"") !=
+  CHECK(log.find("\"item_id\":\"" + id + "\",\"queue\":\"team/q\",\"state\":\"pending\"") !=
         std::string::npos);
 }
 

@@ -169,6 +169,9 @@ static void record_event(const char *event_json, void *user) {
   e->count++;
   CHECK(contains(event_json, "\"item_id\":\""));
   CHECK(contains(event_json, "\"queue\":\"c-test/"));
+  CHECK(contains(event_json, "\"run_id\":\""));
+  CHECK(contains(event_json, "\"exit_code\":"));
+  CHECK(contains(event_json, "\"message\":\""));
   if (contains(event_json, "\"state\":\"finished\"")) {
     e->finished++;
     if (e->stop_on_finish) CHECK_OK(launch_agent_stop(e->stop_on_finish, LAUNCH_STOP_DRAIN));
@@ -510,6 +513,7 @@ static void test_agent_with_runner(launch_transport *t) {
   launch_runner r;
   launch_agent *agent;
   char *ok_id, *crash_id, *refused_id, *poll_error_id, *held_id, *json = NULL;
+  char *agent_id = NULL;
   int i;
 
   memset(&s, 0, sizeof s);
@@ -523,9 +527,8 @@ static void test_agent_with_runner(launch_transport *t) {
   CHECK_OK(launch_agent_on_event(agent, record_event, &ev));
   CHECK_FAILS(launch_agent_id(NULL, &json), LAUNCH_EINVALID, "agent is NULL");
   CHECK_FAILS(launch_agent_id(agent, NULL), LAUNCH_EINVALID, "id_out");
-  CHECK_OK(launch_agent_id(agent, &json));
-  CHECK(json != NULL && json[0] != '\0');
-  launch_free(json);
+  CHECK_OK(launch_agent_id(agent, &agent_id));
+  CHECK(agent_id != NULL && agent_id[0] != '\0');
   CHECK_FAILS(launch_agent_running_jobs(NULL), LAUNCH_EINVALID, "agent is NULL");
   CHECK(launch_agent_running_jobs(agent) == 0);
   CHECK_FAILS(launch_agent_step(NULL, 0), LAUNCH_EINVALID, "agent is NULL");
@@ -563,6 +566,24 @@ static void test_agent_with_runner(launch_transport *t) {
   }
   CHECK(ev.finished == 2);
   CHECK(ev.failed == 3);
+
+  /* The agent registered itself: its record, every field. */
+  CHECK_FAILS(launch_agent_list(NULL, &json), LAUNCH_EINVALID, "transport");
+  CHECK_FAILS(launch_agent_list(t, NULL), LAUNCH_EINVALID, "agents_json_out");
+  CHECK_OK(launch_agent_list(t, &json));
+  CHECK(json != NULL && json[0] == '[');
+  if (json && agent_id) {
+    char expected[256];
+    snprintf(expected, sizeof expected, "{\"id\":\"%s\",\"host\":\"", agent_id);
+    CHECK(contains(json, expected));
+    CHECK(contains(json, "\"queues\":[\"c-test/jobs\"]"));
+    CHECK(contains(json, "\"max_jobs\":4"));
+    CHECK(contains(json, "\"status\":\""));
+    CHECK(contains(json, "\"last_seen\":"));
+  }
+  launch_free(json);
+  json = NULL;
+  launch_free(agent_id);
   CHECK(log_lines > 0);
 
   /* A held run keeps its queue from being deleted. */

@@ -512,7 +512,8 @@ TEST_CASE("show and cancel an item") {
   claim_and_start(sb.store(), "team/a", running);
   auto cancelled = parse_json(sb.ok({"cancel", running, "--json"}));
   CHECK(std::string((*cancelled)["state"].GetString()) == "stopping");
-  CHECK(sb.store().heartbeat(kAgent, {running}).cancel == std::vector<std::string>{running});
+  CHECK(sb.store().heartbeat(kAgent, {running}).cancel_requested ==
+        std::vector<std::string>{running});
 }
 
 TEST_CASE("bad input gets one clear line naming the field and the value") {
@@ -711,7 +712,10 @@ TEST_CASE("agents lists the registered agents") {
     INFO(part);
     CHECK(contains(table, part));
   }
-  auto json = parse_json(sb.ok({"agents", "--json"}));
+  // --json: the library's one form of an agent record, as an array.
+  std::string json_text = sb.ok({"agents", "--json"});
+  CHECK(json_text == "[" + launch::to_json(a) + "]\n");
+  auto json = parse_json(json_text);
   REQUIRE(json->IsArray());
   REQUIRE(json->Size() == 1);
   CHECK(std::string((*json)[0]["id"].GetString()) == "agent-7");

@@ -16,7 +16,10 @@
 
 #include <doctest/doctest.h>
 
+#include "launch/features.h"
+#if LAUNCH_FEATURE_POSTGRES
 #include "pg_support.hpp"
+#endif
 
 extern char** environ;
 
@@ -40,6 +43,7 @@ struct SqliteFixture : Fixture {
   ~SqliteFixture() override { transport.reset(); }
 };
 
+#if LAUNCH_FEATURE_POSTGRES
 // A database of its own on the server of LAUNCH_TEST_PG_URI (fails, naming
 // the variable, when it is not set), dropped afterwards.
 struct PostgresFixture : Fixture {
@@ -50,6 +54,7 @@ struct PostgresFixture : Fixture {
   }
   ~PostgresFixture() override { transport.reset(); }
 };
+#endif
 
 }  // namespace
 
@@ -57,7 +62,9 @@ const std::vector<Backend>& backends() {
   static const std::vector<Backend> all = {
       {"memory", false, [] { return std::make_unique<MemoryFixture>(); }},
       {"sqlite", true, [] { return std::make_unique<SqliteFixture>(); }},
+#if LAUNCH_FEATURE_POSTGRES
       {"postgres", true, [] { return std::make_unique<PostgresFixture>(); }},
+#endif
   };
   return all;
 }

@@ -99,7 +99,7 @@ TEST_CASE("sqlite: items, queues and agents survive closing and reopening") {
     auto t = open_transport(uri);
     t->create_queue(conformance::make_queue("durable"));
     id = t->push({"team", "durable"}, conformance::make_job("kept"));
-    t->warn(id, "a warning");
+    t->add_warning(id, "a warning");
     AgentRecord a;
     a.id = "agent-1";
     a.queues = {"team/durable"};
@@ -122,7 +122,7 @@ TEST_CASE("sqlite: an item is a row with a column per field and its spec as JSON
   t->create_queue(conformance::make_queue("cols"));
   std::string id = t->push({"team", "cols"}, conformance::make_job("x"));
   REQUIRE(t->claim({{"team", "cols"}}, "agent-1"));
-  t->warn(id, "careful");
+  t->add_warning(id, "careful");
   auto col = [&](const std::string& c) {
     return query(path, "SELECT " + c + " FROM items WHERE id = " + id);
   };

@@ -200,7 +200,7 @@ TEST_CASE("conformance: pushed items keep their spec and get a run id") {
 
 namespace {
 
-enum class Op { start, finish_ok, finish_error, fail, stopped, release, preempt, cancel };
+enum class Op { start, finish_ok, finish_error, fail, confirm_stopped, release, preempt, cancel };
 
 const char* op_name(Op op) {
   switch (op) {
@@ -208,7 +208,7 @@ const char* op_name(Op op) {
     case Op::finish_ok: return "finish(0)";
     case Op::finish_error: return "finish(3)";
     case Op::fail: return "fail";
-    case Op::stopped: return "stopped";
+    case Op::confirm_stopped: return "confirm_stopped";
     case Op::release: return "requeue(released)";
     case Op::preempt: return "requeue(preempted)";
     case Op::cancel: return "cancel";
@@ -222,9 +222,9 @@ QueueItem apply(Transport& t, const std::string& id, const std::string& agent, O
     case Op::finish_ok: return t.finish(id, agent, 0);
     case Op::finish_error: return t.finish(id, agent, 3);
     case Op::fail: return t.fail(id, agent, ItemError{ErrorStage::build, "no Dockerfile"}, {});
-    case Op::stopped: return t.stopped(id, agent);
-    case Op::release: return t.requeue(id, agent, Requeue::released);
-    case Op::preempt: return t.requeue(id, agent, Requeue::preempted);
+    case Op::confirm_stopped: return t.confirm_stopped(id, agent);
+    case Op::release: return t.requeue(id, agent, RequeueReason::released);
+    case Op::preempt: return t.requeue(id, agent, RequeueReason::preempted);
     case Op::cancel: return t.cancel(id);
   }
   return {};
@@ -267,28 +267,28 @@ TEST_CASE("conformance: every state transition, legal and illegal, through the A
   const std::vector<Row> table = {
       {S::pending, Op::start, {}},           {S::pending, Op::finish_ok, {}},
       {S::pending, Op::finish_error, {}},    {S::pending, Op::fail, {}},
-      {S::pending, Op::stopped, {}},         {S::pending, Op::release, {}},
+      {S::pending, Op::confirm_stopped, {}}, {S::pending, Op::release, {}},
       {S::pending, Op::preempt, {}},         {S::pending, Op::cancel, S::stopped},
 
       {S::claimed, Op::start, S::running},   {S::claimed, Op::finish_ok, {}},
       {S::claimed, Op::finish_error, {}},    {S::claimed, Op::fail, S::failed},
-      {S::claimed, Op::stopped, {}},         {S::claimed, Op::release, S::pending},
+      {S::claimed, Op::confirm_stopped, {}}, {S::claimed, Op::release, S::pending},
       {S::claimed, Op::preempt, {}},         {S::claimed, Op::cancel, S::stopping},
 
       {S::running, Op::start, {}},           {S::running, Op::finish_ok, S::finished},
       {S::running, Op::finish_error, S::failed}, {S::running, Op::fail, S::failed},
-      {S::running, Op::stopped, {}},         {S::running, Op::release, S::pending},
+      {S::running, Op::confirm_stopped, {}}, {S::running, Op::release, S::pending},
       {S::running, Op::preempt, S::pending}, {S::running, Op::cancel, S::stopping},
 
       {S::stopping, Op::start, {}},          {S::stopping, Op::finish_ok, S::finished},
       {S::stopping, Op::finish_error, S::failed}, {S::stopping, Op::fail, S::failed},
-      {S::stopping, Op::stopped, S::stopped}, {S::stopping, Op::release, {}},
+      {S::stopping, Op::confirm_stopped, S::stopped}, {S::stopping, Op::release, {}},
       {S::stopping, Op::preempt, {}},        {S::stopping, Op::cancel, S::stopping},
   };
   std::vector<Row> rows = table;
   for (S terminal : {S::finished, S::failed, S::stopped}) {
-    for (Op op : {Op::start, Op::finish_ok, Op::finish_error, Op::fail, Op::stopped, Op::release,
-                  Op::preempt, Op::cancel}) {
+    for (Op op : {Op::start, Op::finish_ok, Op::finish_error, Op::fail, Op::confirm_stopped,
+                  Op::release, Op::preempt, Op::cancel}) {
       rows.push_back({terminal, op, {}});
     }
   }
@@ -329,7 +329,7 @@ TEST_CASE("conformance: only the holder of the lease acts on an item") {
     CHECK(error_code([&] { t.start(id, "agent-2", ""); }) == Errc::state);
     t.start(id, "agent-1", "");
     CHECK(error_code([&] { t.finish(id, "agent-2", 0); }) == Errc::state);
-    CHECK(error_code([&] { t.requeue(id, "agent-2", Requeue::released); }) == Errc::state);
+    CHECK(error_code([&] { t.requeue(id, "agent-2", RequeueReason::released); }) == Errc::state);
     CHECK(t.get(id).state == ItemState::running);
     CHECK(t.get(id).agent_id == "agent-1");
   });
@@ -437,7 +437,7 @@ TEST_CASE("conformance: finish_and_claim after another handle wrote the item kee
         t.start(a, "agent-1", "");
         // The first handle's copy of the item is now out of date.
         auto other = open_transport(f.uri);
-        other->warn(a, "written elsewhere");
+        other->add_warning(a, "written elsewhere");
         FinishAndClaim r = t.finish_and_claim(a, "agent-1", 0, {q});
         CHECK(r.finished.state == ItemState::finished);
         CHECK(r.finished.warnings == std::vector<std::string>{"written elsewhere"});
@@ -460,7 +460,7 @@ TEST_CASE("conformance: requeue: released keeps the run; preempted resumes at mo
     std::string run_id = t.get(id).run_id;
 
     REQUIRE(t.claim({q}, "agent-1"));
-    QueueItem released = t.requeue(id, "agent-1", Requeue::released);
+    QueueItem released = t.requeue(id, "agent-1", RequeueReason::released);
     CHECK(released.state == ItemState::pending);
     CHECK(released.agent_id.empty());
     CHECK(released.resume_count == 0);
@@ -471,14 +471,14 @@ TEST_CASE("conformance: requeue: released keeps the run; preempted resumes at mo
       REQUIRE(c);
       CHECK(c->id == id);
       t.start(id, "agent-2", "");
-      QueueItem back = t.requeue(id, "agent-2", Requeue::preempted);
+      QueueItem back = t.requeue(id, "agent-2", RequeueReason::preempted);
       CHECK(back.state == ItemState::pending);
       CHECK(back.resume_count == i);
       CHECK(back.run_id == run_id);
     }
     REQUIRE(t.claim({q}, "agent-2"));
     t.start(id, "agent-2", "");
-    QueueItem last = t.requeue(id, "agent-2", Requeue::preempted);
+    QueueItem last = t.requeue(id, "agent-2", RequeueReason::preempted);
     CHECK(last.state == ItemState::failed);
     REQUIRE(last.error);
     CHECK(t.get(id).state == ItemState::failed);
@@ -557,17 +557,17 @@ TEST_CASE("conformance: heartbeats renew leases and carry cancels and losses") {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
 
     HeartbeatReply quiet = t.heartbeat("agent-1", {a, b});
-    CHECK(quiet.cancel.empty());
+    CHECK(quiet.cancel_requested.empty());
     CHECK(quiet.lost.empty());
     CHECK(t.get(a).lease_expires_at > lease_a);
 
     t.cancel(b);
     HeartbeatReply reply = t.heartbeat("agent-1", {a, b, c, "999999"});
-    CHECK(reply.cancel == std::vector<std::string>{b});
+    CHECK(reply.cancel_requested == std::vector<std::string>{b});
     // c is agent-2's; 999999 does not exist.
     CHECK(reply.lost == std::vector<std::string>{c, "999999"});
     CHECK(t.get(c).agent_id == "agent-2");
-    CHECK(t.stopped(b, "agent-1").state == ItemState::stopped);
+    CHECK(t.confirm_stopped(b, "agent-1").state == ItemState::stopped);
   });
 }
 
@@ -632,11 +632,11 @@ TEST_CASE("conformance: warnings accumulate on an item") {
     t.create_queue(make_queue("warn"));
     QueueRef q{"team", "warn"};
     std::string id = t.push(q, make_job("x"));
-    t.warn(id, "image is large");
-    t.warn(id, "slow registry");
+    t.add_warning(id, "image is large");
+    t.add_warning(id, "slow registry");
     CHECK(t.get(id).warnings == std::vector<std::string>{"image is large", "slow registry"});
     CHECK(t.get(id).state == ItemState::pending);
-    CHECK(error_code([&] { t.warn("999999", "nobody"); }) == Errc::not_found);
+    CHECK(error_code([&] { t.add_warning("999999", "nobody"); }) == Errc::not_found);
   });
 }
 
@@ -740,7 +740,7 @@ TEST_CASE("conformance: a queue is not deleted while an item is claimed, running
     CHECK(t.get_queue(q).name == "busy");
     CHECK(t.list({q, std::nullopt, "", 0}).size() == 3);
 
-    t.stopped(busy, "agent-1");
+    t.confirm_stopped(busy, "agent-1");
     t.delete_queue(q);  // a pending item does not block either
     CHECK(error_code([&] { t.get_queue(q); }) == Errc::not_found);
     CHECK(error_code([&] { t.get(busy); }) == Errc::not_found);
@@ -790,7 +790,7 @@ TEST_CASE("conformance: notify_fd wakes on a push and a requeue, not on a heartb
     t.start(id, "agent-1", "");
     CHECK_FALSE(conformance::readable_within(fd, std::chrono::milliseconds(50)));
 
-    t.requeue(id, "agent-1", Requeue::released);
+    t.requeue(id, "agent-1", RequeueReason::released);
     CHECK(t.wait_for_work(std::chrono::seconds(5)));
   });
 }

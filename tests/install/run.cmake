@@ -1,7 +1,9 @@
 # Run by ctest (tests/install/CMakeLists.txt passes the variables):
 #   1. cmake --install BUILD_DIR into WORK_DIR/prefix;
-#   2. launch.pc exists and `pkg-config --cflags launch` names the prefix's
-#      include directory, with PKG_CONFIG_PATH pointing into the prefix;
+#   2. the generated launch/features.h is installed as built; launch.pc
+#      exists, `pkg-config --cflags launch` names the prefix's include
+#      directory (PKG_CONFIG_PATH pointing into the prefix), and its
+#      Libs.private names the libraries of the backends that are on;
 #   3. configure, build and run the consumer project against the prefix;
 #   4. the installed Python module imports from the prefix and loads the
 #      prefix's C library with no LAUNCH_C_LIBRARY or LD_LIBRARY_PATH.
@@ -28,6 +30,20 @@ endif()
 run("cmake --install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --config ${BUILD_TYPE}
                       --prefix ${prefix})
 
+# ---- the generated header: installed, and the one the build used
+set(features ${prefix}/include/launch/features.h)
+if(NOT EXISTS ${features})
+  message(FATAL_ERROR "install test: ${features} was not installed")
+endif()
+file(READ ${features} installed_features)
+file(READ ${BUILD_DIR}/include/launch/features.h built_features)
+if(NOT installed_features STREQUAL built_features)
+  message(FATAL_ERROR "install test: ${features} differs from the build's")
+endif()
+if(EXISTS ${prefix}/include/launch/features.h.in)
+  message(FATAL_ERROR "install test: the template features.h.in was installed")
+endif()
+
 # ---- pkg-config
 set(pc ${prefix}/${LIBDIR}/pkgconfig/launch.pc)
 if(NOT EXISTS ${pc})
@@ -41,6 +57,20 @@ if(NOT cflags STREQUAL "-I${prefix}/include")
   message(FATAL_ERROR "install test: pkg-config --cflags launch gave \"${cflags}\", "
                       "expected \"-I${prefix}/include\"")
 endif()
+# Libs.private names the libraries of the backends that are on, no others.
+run("pkg-config --static --libs launch" ${PKG_CONFIG_EXECUTABLE} --static --libs launch)
+foreach(pair "POSTGRES;-lpq" "HTTP;-lcurl" "DOCKER;-larchive" "OPENSSL;-lcrypto")
+  list(GET pair 0 feature)
+  list(GET pair 1 flag)
+  string(FIND "${run_output}" " ${flag}" at)
+  if(installed_features MATCHES "LAUNCH_FEATURE_${feature} 1")
+    if(at EQUAL -1)
+      message(FATAL_ERROR "install test: launch.pc lacks ${flag}: ${run_output}")
+    endif()
+  elseif(NOT at EQUAL -1)
+    message(FATAL_ERROR "install test: launch.pc has ${flag}, but ${feature} is off: ${run_output}")
+  endif()
+endforeach()
 run("pkg-config --modversion launch" ${PKG_CONFIG_EXECUTABLE} --modversion launch)
 string(STRIP "${run_output}" pc_version)
 if(NOT pc_version STREQUAL VERSION)

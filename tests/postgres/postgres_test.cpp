@@ -182,7 +182,7 @@ TEST_CASE("postgres: a push wakes an agent waiting on notify_fd") {
   REQUIRE(it);
   // A requeue wakes too.
   agent->drain_notify();
-  agent->requeue(it->id, "agent-1", Requeue::released);
+  agent->requeue(it->id, "agent-1", RequeueReason::released);
   CHECK(agent->wait_for_work(std::chrono::seconds(10)));
 }
 
@@ -246,7 +246,7 @@ TEST_CASE("postgres: a finish whose answer was lost succeeds once") {
   CHECK(direct->get(id).state == ItemState::finished);
   // warn is not idempotent by nature: a lost answer must not add it twice.
   proxy.lose_answer_to("update_quiet");
-  t->warn(id, "note");
+  t->add_warning(id, "note");
   CHECK(proxy.lost() == 2);
   CHECK(direct->get(id).warnings == std::vector<std::string>{"note"});
 
@@ -257,7 +257,7 @@ TEST_CASE("postgres: a finish whose answer was lost succeeds once") {
   REQUIRE(claimed);
   CHECK(claimed->id == other);
   proxy.lose_answer_to("update_item");
-  QueueItem back = t->requeue(other, "agent-1", Requeue::released);
+  QueueItem back = t->requeue(other, "agent-1", RequeueReason::released);
   CHECK(proxy.lost() == 3);
   CHECK(back.state == ItemState::pending);
   QueueItem stored = direct->get(other);

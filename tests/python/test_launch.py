@@ -223,6 +223,36 @@ class AgentTest(LaunchTestCase):
             self.assertEqual(t.item(item)["state"], "finished")
             self.assertTrue(agent.id)
 
+    def test_events_and_agent_records_carry_every_field(self):
+        self.runner("py-fields")
+        with launch.Transport("memory://") as t:
+            q = t.create_queue(QUEUE_YAML.format(name="fields", resource="py-fields"))
+            item = q.push(name="once")
+            events = []
+            agent = self.agent(t, q.ref, max_jobs=3)
+            agent.on_event(events.append)
+            self.step_until_idle(agent, t, q.ref)
+            self.assertEqual(set(events[-1]), {"item_id", "queue", "state", "run_id",
+                                               "exit_code", "message"})
+            self.assertEqual((events[-1]["item_id"], events[-1]["state"]), (item, "finished"))
+            self.assertEqual(events[-1]["run_id"], t.item(item)["run_id"])
+            agents = t.agents()
+            self.assertEqual(len(agents), 1)
+            record = agents[0]
+            self.assertEqual(set(record), {"id", "host", "pid", "version", "entity", "queues",
+                                           "status", "max_jobs", "running_jobs", "started_at",
+                                           "last_seen"})
+            self.assertEqual(record["id"], agent.id)
+            self.assertEqual(record["pid"], os.getpid())
+            self.assertEqual(record["queues"], [q.ref])
+            self.assertEqual(record["max_jobs"], 3)
+            self.assertEqual(record["version"], launch.version())
+            self.assertIn(record["status"], ("polling", "running"))
+            agent.stop()
+            while agent.step(0.01):
+                pass
+            self.assertEqual(t.agents()[0]["status"], "stopped")
+
     def test_event_callback_errors_come_out_of_step(self):
         self.runner("py-events")
         with launch.Transport("memory://") as t:

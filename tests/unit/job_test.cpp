@@ -11,6 +11,7 @@
 #include "unit/expect_error.hpp"
 
 using namespace launch;
+using launch_test::has;
 
 namespace {
 
@@ -71,75 +72,201 @@ TEST_CASE("job: the transition table is exactly the one in DESIGN.md") {
   CHECK_FALSE(is_terminal(S::stopping));
 }
 
-TEST_CASE("job: spec JSON round-trips and bad fields are named") {
+namespace {
+
+// Every field of a spec, none at its default.
+JobSpec full_spec(JobSource::Kind kind) {
   JobSpec s;
   s.name = "train";
   s.project = "proj";
-  s.source.kind = JobSource::Kind::git;
-  s.source.git_url = "/srv/repo.git";
-  s.source.git_ref = "main";
+  s.source.kind = kind;
+  switch (kind) {
+    case JobSource::Kind::image: s.source.image = "registry.local/train:1"; break;
+    case JobSource::Kind::git:
+      s.source.git_url = "/srv/repo.git";
+      s.source.git_ref = "main";
+      break;
+    case JobSource::Kind::code: s.source.code_dir = "/src/train"; break;
+    case JobSource::Kind::none: break;
+  }
   s.entry_point = {"python", "train.py"};
   s.args = {"--epochs", "3"};
-  s.env = {{"A", "1"}};
-  s.run_config = R"({"lr":0.1})";
+  s.env = {{"A", "1"}, {"B", "two words"}};
+  s.run_config = R"({"lr":0.1,"layers":[1,2]})";
   s.resource_args = R"({"env":{"B":"2"}})";
-  s.template_values = {{"gpus", "2"}};
+  s.template_values = {{"gpus", "2"}, {"size", "m"}};
   s.priority = Priority::high;
   s.author = "ana";
   s.run_id = "abc12345";
-  JobSpec r = job_spec_from_json(to_json(s));
+  s.dockerfile = "docker/Dockerfile.gpu";
+  return s;
+}
+
+void check_same(const JobSpec& r, const JobSpec& s) {
   CHECK(r.name == s.name);
-  CHECK(r.project == "proj");
-  CHECK(r.source.kind == JobSource::Kind::git);
-  CHECK(r.source.git_ref == "main");
+  CHECK(r.project == s.project);
+  CHECK(r.source.kind == s.source.kind);
+  CHECK(r.source.image == s.source.image);
+  CHECK(r.source.git_url == s.source.git_url);
+  CHECK(r.source.git_ref == s.source.git_ref);
+  CHECK(r.source.code_dir == s.source.code_dir);
   CHECK(r.entry_point == s.entry_point);
   CHECK(r.args == s.args);
   CHECK(r.env == s.env);
   CHECK(r.run_config == s.run_config);
   CHECK(r.resource_args == s.resource_args);
   CHECK(r.template_values == s.template_values);
-  CHECK(r.priority == Priority::high);
-  CHECK(r.run_id == "abc12345");
+  CHECK(r.priority == s.priority);
+  CHECK(r.author == s.author);
+  CHECK(r.run_id == s.run_id);
+  CHECK(r.dockerfile == s.dockerfile);
+}
 
-  // Numbers in template values are kept as their text.
+// Every field of an item, none at its default.
+QueueItem full_item() {
+  QueueItem it;
+  it.id = "42";
+  it.queue = QueueRef{"team", "gpu"};
+  it.spec = full_spec(JobSource::Kind::image);
+  it.state = ItemState::failed;
+  it.priority = Priority::critical;
+  it.created_at = 1767225600001;
+  it.updated_at = 1767225600005;
+  it.started_at = 1767225600003;
+  it.ended_at = 1767225600004;
+  it.attempt = 2;
+  it.resume_count = 1;
+  it.lease_seconds = 45;
+  it.max_attempts = 6;
+  it.agent_id = "agent-host-9";
+  it.lease_expires_at = 1767225645003;
+  it.run_id = "r7xk2p0q";
+  it.exit_code = 137;
+  it.error = ItemError{ErrorStage::build, "no Dockerfile"};
+  it.warnings = {"image is large", "slow registry"};
+  return it;
+}
+
+}  // namespace
+
+TEST_CASE("job: spec JSON round-trips every field, for each kind of source") {
+  for (auto kind : {JobSource::Kind::image, JobSource::Kind::git, JobSource::Kind::code,
+                    JobSource::Kind::none}) {
+    JobSpec s = full_spec(kind);
+    std::string j = to_json(s);
+    INFO(j);
+    JobSpec r = job_spec_from_json(j);
+    check_same(r, s);
+    CHECK(to_json(r) == j);
+  }
+  // Written in full: an unset priority is null, empty strings are there.
+  std::string bare = to_json(JobSpec{});
+  CHECK(bare == R"({"name":"","project":"","entry_point":[],"args":[],"env":{},)"
+                R"("run_config":{},"resource_args":{},"template_values":{},"priority":null,)"
+                R"("author":"","run_id":"","dockerfile":""})");
+  CHECK_FALSE(job_spec_from_json(bare).priority);
+}
+
+TEST_CASE("job: spec JSON accepts unknown fields and names bad ones") {
+  JobSpec s = job_spec_from_json(R"({"name":"x","added_later":{"a":1},"image":"i"})");
+  CHECK(s.name == "x");
+  CHECK(s.source.kind == JobSource::Kind::image);
+  // A spec has no required field: every one has a default.
+  check_same(job_spec_from_json("{}"), JobSpec{});
+
+  // Numbers in template values are kept as their text; a priority may be 0-3.
   CHECK(job_spec_from_json(R"({"template_values":{"gpus":8}})").template_values.at("gpus") ==
         "8");
-  std::string m = launch_test::error_message([] { job_spec_from_json(R"({"entry_point":"python x.py"})"); },
-                             Errc::invalid);
-  CHECK(m.find("entry_point") != std::string::npos);
-  m = launch_test::error_message([] { job_spec_from_json(R"({"image":"a","code_dir":"/x"})"); }, Errc::invalid);
-  CHECK(m.find("exactly one source") != std::string::npos);
-  m = launch_test::error_message([] { job_spec_from_json(R"({"resource_args":[1]})"); }, Errc::invalid);
-  CHECK(m.find("resource_args") != std::string::npos);
-  m = launch_test::error_message([] { job_spec_from_json(R"({"nmae":"x"})"); }, Errc::invalid);
-  CHECK(m.find("\"nmae\"") != std::string::npos);
-  m = launch_test::error_message([] { job_spec_from_json(R"({"priority":"urgent"})"); }, Errc::invalid);
-  CHECK(m.find("urgent") != std::string::npos);
-  m = launch_test::error_message([] { job_spec_from_json("{not json"); }, Errc::invalid);
-  CHECK(m.find("invalid JSON") != std::string::npos);
+  CHECK(job_spec_from_json(R"({"priority":0})").priority == Priority::critical);
+
+  auto refused = [](const std::string& text) {
+    return launch_test::error_message([&] { job_spec_from_json(text); }, Errc::invalid);
+  };
+  std::string m = refused(R"({"entry_point":"python x.py"})");
+  CHECK(has(m, "job spec: field \"entry_point\" must be an array of strings"));
+  CHECK(has(refused(R"({"name":7})"), "field \"name\" must be a string"));
+  CHECK(has(refused(R"({"env":{"A":[1]}})"), "field \"env.A\""));
+  CHECK(has(refused(R"({"run_config":"lr=1"})"), "field \"run_config\" must be an object"));
+  CHECK(has(refused(R"({"resource_args":[1]})"), "resource_args"));
+  CHECK(has(refused(R"({"priority":true})"), "field \"priority\""));
+  m = refused(R"({"priority":"urgent"})");
+  CHECK(has(m, "field \"priority\""));
+  CHECK(has(m, "urgent"));
+  CHECK(has(refused(R"({"image":"a","code_dir":"/x"})"), "exactly one source"));
+  CHECK(has(refused("{not json"), "invalid JSON"));
+  CHECK(has(refused("[1]"), "expected a JSON object"));
 }
 
 TEST_CASE("job: item JSON round-trips every field") {
-  QueueItem it = pending_item();
-  lifecycle::claim(it, "agent-1", 2000);
-  lifecycle::start(it, "agent-1", "", 2500);
-  lifecycle::finish(it, "agent-1", 3, 3000);
-  it.warnings.push_back("careful");
-  QueueItem r = queue_item_from_json(to_json(it));
-  CHECK(r.id == "7");
-  CHECK(r.queue.str() == "team/q");
-  CHECK(r.state == ItemState::failed);
-  CHECK(r.exit_code == 3);
-  REQUIRE(r.error);
-  CHECK(r.error->stage == ErrorStage::run);
-  CHECK(r.error->message == "exited with code 3");
-  CHECK(r.attempt == 1);
-  CHECK(r.started_at == 2500);
-  CHECK(r.ended_at == 3000);
+  QueueItem it = full_item();
+  std::string j = to_json(it);
+  INFO(j);
+  QueueItem r = queue_item_from_json(j);
+  CHECK(r.id == it.id);
+  CHECK(r.queue == it.queue);
+  check_same(r.spec, it.spec);
+  CHECK(r.state == it.state);
+  CHECK(r.priority == it.priority);
+  CHECK(r.created_at == it.created_at);
+  CHECK(r.updated_at == it.updated_at);
+  CHECK(r.started_at == it.started_at);
+  CHECK(r.ended_at == it.ended_at);
+  CHECK(r.attempt == it.attempt);
+  CHECK(r.resume_count == it.resume_count);
+  CHECK(r.lease_seconds == it.lease_seconds);
+  CHECK(r.max_attempts == it.max_attempts);
+  CHECK(r.agent_id == it.agent_id);
+  CHECK(r.lease_expires_at == it.lease_expires_at);
   CHECK(r.run_id == it.run_id);
-  CHECK(r.warnings == std::vector<std::string>{"careful"});
-  CHECK(r.spec.name == "train");
-  CHECK(to_json(r) == to_json(it));
+  CHECK(r.exit_code == it.exit_code);
+  REQUIRE(r.error);
+  CHECK(r.error->stage == ErrorStage::build);
+  CHECK(r.error->message == "no Dockerfile");
+  CHECK(r.warnings == it.warnings);
+  CHECK(to_json(r) == j);
+
+  // An item through the lifecycle reads back the same too.
+  QueueItem run = pending_item();
+  lifecycle::claim(run, "agent-1", 2000);
+  lifecycle::start(run, "agent-1", "", 2500);
+  lifecycle::finish(run, "agent-1", 3, 3000);
+  CHECK(to_json(queue_item_from_json(to_json(run))) == to_json(run));
+  // No exit code and no error are written as null.
+  QueueItem fresh = pending_item();
+  CHECK(has(to_json(fresh), "\"exit_code\":null"));
+  CHECK(has(to_json(fresh), "\"error\":null"));
+  CHECK_FALSE(queue_item_from_json(to_json(fresh)).error);
+}
+
+TEST_CASE("job: item JSON accepts unknown fields, refuses missing and wrong ones by name") {
+  QueueItem it = queue_item_from_json(
+      R"({"id":"1","queue":"e/q","state":"running","added_later":[1],)"
+      R"("spec":{"name":"n","added_later":true}})");
+  CHECK(it.id == "1");
+  CHECK(it.state == ItemState::running);
+  CHECK(it.spec.name == "n");
+
+  auto refused = [](const std::string& text) {
+    return launch_test::error_message([&] { queue_item_from_json(text); }, Errc::invalid);
+  };
+  CHECK(has(refused(R"({"queue":"e/q","state":"pending"})"), "queue item: missing field \"id\""));
+  CHECK(has(refused(R"({"id":"1","state":"pending"})"), "missing field \"queue\""));
+  CHECK(has(refused(R"({"id":"1","queue":"e/q"})"), "missing field \"state\""));
+  const std::string head = R"({"id":"1","queue":"e/q","state":"pending",)";
+  CHECK(has(refused(R"({"id":1,"queue":"e/q","state":"pending"})"),
+            "field \"id\" must be a string"));
+  CHECK(has(refused(R"({"id":"1","queue":"e/q","state":"done"})"), "field \"state\""));
+  CHECK(has(refused(R"({"id":"1","queue":"no such/q!","state":"pending"})"), "field \"queue\""));
+  CHECK(has(refused(head + R"("attempt":"2"})"), "field \"attempt\" must be an integer"));
+  CHECK(has(refused(head + R"("exit_code":"3"})"), "field \"exit_code\" must be an integer"));
+  CHECK(has(refused(head + R"("lease_seconds":9999999999})"), "field \"lease_seconds\""));
+  CHECK(has(refused(head + R"("error":"boom"})"), "field \"error\" must be an object"));
+  CHECK(has(refused(head + R"("error":{"message":"m"}})"),
+            "queue item: error: missing field \"stage\""));
+  CHECK(has(refused(head + R"("error":{"stage":"deploy"}})"), "field \"stage\""));
+  CHECK(has(refused(head + R"("warnings":"one"})"), "field \"warnings\""));
+  CHECK(has(refused(head + R"("spec":[]})"), "queue item: spec"));
+  CHECK(has(refused(head + R"("spec":{"args":"x"}})"), "queue item: spec: field \"args\""));
 }
 
 TEST_CASE("lifecycle: push rules") {
@@ -186,7 +313,7 @@ TEST_CASE("lifecycle: finish before start, fail, stopped are checked") {
   QueueItem it = pending_item();
   lifecycle::claim(it, "a", 2000);
   launch_test::error_message([&] { lifecycle::finish(it, "a", 0, 2100); }, Errc::state);
-  launch_test::error_message([&] { lifecycle::stopped(it, "a", 2100); }, Errc::state);
+  launch_test::error_message([&] { lifecycle::confirm_stopped(it, "a", 2100); }, Errc::state);
   lifecycle::fail(it, "a", ItemError{ErrorStage::build, "no Dockerfile"}, std::nullopt, 2200);
   CHECK(it.state == ItemState::failed);
   CHECK(it.error->stage == ErrorStage::build);
@@ -206,7 +333,7 @@ TEST_CASE("lifecycle: cancel at each state") {
   lifecycle::cancel(c, 2150);  // a second cancel changes nothing
   CHECK(c.state == ItemState::stopping);
   launch_test::error_message([&] { lifecycle::start(c, "a", "", 2200); }, Errc::state);
-  lifecycle::stopped(c, "a", 2300);
+  lifecycle::confirm_stopped(c, "a", 2300);
   CHECK(c.state == ItemState::stopped);
 
   QueueItem r = pending_item();
@@ -223,22 +350,23 @@ TEST_CASE("lifecycle: requeue keeps the run id; preemption is bounded") {
   QueueItem it = pending_item();
   std::string run_id = it.run_id;
   lifecycle::claim(it, "a", 2000);
-  lifecycle::requeue(it, "a", Requeue::released, 2100);
+  lifecycle::requeue(it, "a", RequeueReason::released, 2100);
   CHECK(it.state == ItemState::pending);
   CHECK(it.agent_id.empty());
   CHECK(it.run_id == run_id);
   for (int i = 1; i <= lifecycle::kMaxResumes; ++i) {
     lifecycle::claim(it, "a", 3000 + i);
-    launch_test::error_message([&] { lifecycle::requeue(it, "a", Requeue::preempted, 3000); }, Errc::state);
+    launch_test::error_message(
+        [&] { lifecycle::requeue(it, "a", RequeueReason::preempted, 3000); }, Errc::state);
     lifecycle::start(it, "a", "", 3000 + i);
-    lifecycle::requeue(it, "a", Requeue::preempted, 3000 + i);
+    lifecycle::requeue(it, "a", RequeueReason::preempted, 3000 + i);
     CHECK(it.state == ItemState::pending);
     CHECK(it.resume_count == i);
     CHECK(it.run_id == run_id);
   }
   lifecycle::claim(it, "a", 4000);
   lifecycle::start(it, "a", "", 4000);
-  lifecycle::requeue(it, "a", Requeue::preempted, 4001);
+  lifecycle::requeue(it, "a", RequeueReason::preempted, 4001);
   CHECK(it.state == ItemState::failed);
   CHECK(it.error->message.find("preempted 6 times") != std::string::npos);
 }

@@ -482,6 +482,27 @@ TEST_CASE("queue_from_json ignores keys it does not know; parse_queue ignores cr
   CHECK(back.created_at == 0);
 }
 
+TEST_CASE("queue_from_json refuses a missing or wrong-typed field by name") {
+  auto refused = [](const std::string& text) {
+    return invalid([&] { launch::queue_from_json(text); });
+  };
+  CHECK(has(refused(R"({"name":"n","resource":"r"})"), "queue JSON: missing field \"entity\""));
+  CHECK(has(refused(R"({"entity":"e","resource":"r"})"), "missing field \"name\""));
+  CHECK(has(refused(R"({"entity":"e","name":"n"})"), "missing field \"resource\""));
+  const std::string head = R"({"entity":"e","name":"n","resource":"r",)";
+  CHECK(has(refused(R"({"entity":1,"name":"n","resource":"r"})"),
+            "field \"entity\" must be a string"));
+  CHECK(has(refused(head + R"("prioritization":"yes"})"), "field \"prioritization\""));
+  CHECK(has(refused(head + R"("lease_seconds":"30"})"), "field \"lease_seconds\""));
+  CHECK(has(refused(head + R"("max_attempts":1e10})"), "field \"max_attempts\" is out of range"));
+  CHECK(has(refused(head + R"("created_at":"today"})"), "field \"created_at\""));
+  CHECK(has(refused(head + R"("config":[1]})"), "field \"config\""));
+  CHECK(has(refused(head + R"("template_variables":[]})"), "field \"template_variables\""));
+  CHECK(has(refused(head + R"("template_variables":{"g":{"type":"integer","minimum":"1"}}})"),
+            "minimum"));
+  CHECK(has(refused("[]"), "expected a JSON object"));
+}
+
 TEST_CASE("enum values and defaults are kept in canonical form") {
   QueueDef q = launch::parse_queue(R"(
 name: a

@@ -5,6 +5,8 @@
 #include <memory>
 #include <string>
 
+#include "launch/builder.hpp"
+#include "launch/features.h"
 #include "launch/runner.hpp"
 #include "launch/transport.hpp"
 #include "unit/expect_error.hpp"
@@ -52,4 +54,34 @@ TEST_CASE("registry: transports by scheme, and URIs that name none") {
   auto a = launch::open_transport("unit://anything");
   auto b = launch::open_transport("memory://unit-shared");
   CHECK(a.get() == b.get());  // memory://NAME is one store per process
+}
+
+// The built-ins are those of this build (LAUNCH_WITH_* at configure time):
+// a backend left out is absent, and naming it is not_found, naming it.
+TEST_CASE("registry: the built-in backends are those compiled in") {
+  CHECK(listed("local-process"));
+#if LAUNCH_FEATURE_DOCKER
+  CHECK(listed("local-container"));
+  launch::BuilderConfig docker;
+  docker.type = "docker";
+  CHECK(launch::make_builder(docker) != nullptr);
+  launch::BuilderConfig noop;
+  CHECK(launch::make_builder(noop) != nullptr);
+#else
+  CHECK_FALSE(listed("local-container"));
+  std::string m = error_message([] { launch::make_runner("local-container", {}); },
+                                Errc::not_found);
+  CHECK(has(m, "\"local-container\""));
+  launch::BuilderConfig noop;  // the default type, which needs docker too
+  m = error_message([&] { launch::make_builder(noop); }, Errc::not_found);
+  CHECK(has(m, "builder.type \"noop\""));
+#endif
+#if !LAUNCH_FEATURE_POSTGRES
+  std::string pg = error_message(
+      [] { launch::open_transport("postgres://launch@127.0.0.1:1/launch"); }, Errc::not_found);
+  CHECK(has(pg, "\"postgres\""));
+  pg = error_message([] { launch::open_transport("postgresql://127.0.0.1:1/launch"); },
+                     Errc::not_found);
+  CHECK(has(pg, "\"postgres\""));
+#endif
 }

@@ -169,6 +169,7 @@ _SIGNATURES = {
     "launch_item_get": (_c.c_int, [_P, _S, _OUT]),
     "launch_item_list": (_c.c_int, [_P, _S, _S, _OUT]),
     "launch_item_cancel": (_c.c_int, [_P, _S, _OUT]),
+    "launch_agent_list": (_c.c_int, [_P, _OUT]),
     "launch_agent_options_init": (_c.c_int, [_c.POINTER(_AgentOptions), _c.c_uint]),
     "launch_agent_create": (_c.c_int, [_c.POINTER(_P), _P, _c.POINTER(_AgentOptions)]),
     "launch_agent_destroy": (None, [_P]),
@@ -379,6 +380,12 @@ class Transport(_Handle):
 
     def cancel(self, item_id):
         return json.loads(_call_out(_lib().launch_item_cancel, self._h, _enc(item_id)))
+
+    def agents(self):
+        """The registered agents, each a dict: id, host, pid, version, entity,
+        queues, status (polling, running or stopped), max_jobs, running_jobs,
+        started_at, last_seen (ms since the epoch)."""
+        return json.loads(_call_out(_lib().launch_agent_list, self._h))
 
 
 class Queue:

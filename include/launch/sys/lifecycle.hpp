@@ -40,8 +40,8 @@ LAUNCH_EXPORT void finish(QueueItem& item, const std::string& agent_id, int exit
 LAUNCH_EXPORT void fail(QueueItem& item, const std::string& agent_id,
                         const ItemError& error, std::optional<int> exit_code,
                         std::int64_t now);
-LAUNCH_EXPORT void stopped(QueueItem& item, const std::string& agent_id, std::int64_t now);
-LAUNCH_EXPORT void requeue(QueueItem& item, const std::string& agent_id, Requeue why,
+LAUNCH_EXPORT void confirm_stopped(QueueItem& item, const std::string& agent_id, std::int64_t now);
+LAUNCH_EXPORT void requeue(QueueItem& item, const std::string& agent_id, RequeueReason why,
                            std::int64_t now);
 LAUNCH_EXPORT void cancel(QueueItem& item, std::int64_t now);
 

@@ -32,10 +32,10 @@ class LAUNCH_EXPORT RecordTransport : public Transport {
                    int exit_code) override;
   QueueItem fail(const std::string& item_id, const std::string& agent_id,
                  const ItemError& error, std::optional<int> exit_code) override;
-  QueueItem stopped(const std::string& item_id, const std::string& agent_id) override;
+  QueueItem confirm_stopped(const std::string& item_id, const std::string& agent_id) override;
   QueueItem requeue(const std::string& item_id, const std::string& agent_id,
-                    Requeue why) override;
-  void warn(const std::string& item_id, const std::string& message) override;
+                    RequeueReason why) override;
+  void add_warning(const std::string& item_id, const std::string& message) override;
   int expire_leases() override;
 
  protected:

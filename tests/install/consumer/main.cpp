@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 
+#include <launch/features.h>
 #include <launch/launch.hpp>
 
 int main() {
@@ -37,8 +38,21 @@ template_variables:
                    launch::to_string(item.state), item.queue.str().c_str());
       return 1;
     }
-    std::printf("launch %s: pushed %s to %s\n", launch::version(), id.c_str(),
-                queue.ref().str().c_str());
+
+    // The installed launch/features.h describes the installed library: a
+    // backend it says is left out is not registered.
+    bool container = false;
+    for (const auto& name : launch::runner_names()) {
+      if (name == "local-container") container = true;
+    }
+    if (container != (LAUNCH_FEATURE_DOCKER == 1)) {
+      std::fprintf(stderr, "features.h: LAUNCH_FEATURE_DOCKER %d, but local-container is %s\n",
+                   LAUNCH_FEATURE_DOCKER, container ? "registered" : "not registered");
+      return 1;
+    }
+    std::printf("launch %s: pushed %s to %s (postgres %d, http %d, docker %d, openssl %d)\n",
+                launch::version(), id.c_str(), queue.ref().str().c_str(), LAUNCH_FEATURE_POSTGRES,
+                LAUNCH_FEATURE_HTTP, LAUNCH_FEATURE_DOCKER, LAUNCH_FEATURE_OPENSSL);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "consumer: %s\n", e.what());
