@@ -37,6 +37,7 @@
 #include "launch/template.hpp"
 #include "launch/version.hpp"
 #include "util/fs.hpp"
+#include "util/json.hpp"
 #include "util/user.hpp"
 
 namespace launch {
