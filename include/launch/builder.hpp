@@ -65,6 +65,8 @@ class LAUNCH_EXPORT Builder {
 using BuilderFactory = std::function<std::unique_ptr<Builder>(const BuilderConfig&)>;
 LAUNCH_EXPORT void register_builder(const std::string& type, BuilderFactory factory);
 LAUNCH_EXPORT std::unique_ptr<Builder> make_builder(const BuilderConfig& config);
+// The types registered now (the built-ins of this build and register_builder's).
+LAUNCH_EXPORT std::vector<std::string> builder_names();
 
 }  // namespace launch
 

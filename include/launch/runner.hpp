@@ -38,7 +38,10 @@ struct ResolvedJob {
   // builder's). Created by the agent.
   std::string log_dir;
   std::string agent_id;
-  std::vector<int> gpus;  // devices handed out by the agent for this run
+  // The GPUs the agent handed out for this run from its pool: as many as
+  // Runner::gpus_wanted() asked for, none of them given to another run
+  // until this one has ended.
+  std::vector<int> gpus;
 };
 
 enum class RunPhase { running, finished, failed, stopped, preempted };
@@ -92,6 +95,16 @@ class LAUNCH_EXPORT Runner {
   // that is not thread-safe). needs_image() and blocking() are always
   // called on the agent's thread.
   virtual bool blocking() const { return true; }
+
+  // How many of the agent's GPUs `job` needs, read from its config the way
+  // this runner reads it (local-process: its `gpus` key). The agent calls it
+  // once per job, after resolving the config and before submit(); it takes
+  // that many devices from its pool (a job waits while they are all taken)
+  // and hands them over in job.gpus, and refuses a job that wants more than
+  // the agent has. Every field of `job` but `gpus` is set. Default: none (a
+  // runner whose target schedules its own devices). Throws launch::Error
+  // (Errc::invalid naming the option) for a config this runner refuses.
+  virtual int gpus_wanted(const ResolvedJob& /*job*/) const { return 0; }
 };
 
 // What a runner factory may look at: the agent's settings that concern it.

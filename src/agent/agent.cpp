@@ -5,10 +5,10 @@
 // worker threads (runner_calls.hpp) so a slow remote API holds up neither
 // heartbeats nor the other items; everything else happens on this thread.
 //
-// A claimed item goes: resolve (template values, deep merge, secure mode)
-// -> build on a worker thread when the runner needs an image -> macros ->
-// GPUs from the pool (waiting for them when all are taken) -> submit ->
-// start. Any failure ends the item `failed` with its stage: agent for
+// A claimed item goes: build on a worker thread when the runner needs an
+// image -> resolve its config (template values, deep merge, macros, secure
+// mode) -> GPUs from the pool, as many as the runner asks for (waiting for
+// them when all are taken) -> submit -> start. Any failure ends the item `failed` with its stage: agent for
 // resolving and submitting, build for the builder, run for the run itself.
 #include <fcntl.h>
 #include <poll.h>
@@ -32,7 +32,7 @@
 
 #include "agent/gpu_pool.hpp"
 #include "agent/runner_calls.hpp"
-#include "core/secure.hpp"
+#include "core/resolve.hpp"
 #include "launch/agent.hpp"
 #include "launch/error.hpp"
 #include "launch/home.hpp"
@@ -434,21 +434,14 @@ struct Agent::Impl {
     return run_directory(home, item_id);
   }
 
-  // Template values, deep merge and secure mode: everything that needs no
-  // image. Leaves job.config ready for macros.
+  // What needs no image: the runner, and the job as the runner will see it
+  // but for its config.
   void resolve(Active& a) {
     const JobSpec& spec = a.item.spec;
     a.runner = runner_for(a.queue.resource);
-    std::string resolved = fill_template(a.queue, spec.template_values);
-    resolved = deep_merge(resolved, spec.resource_args);
-    if (config.secure_mode) {
-      check_secure_mode(a.queue.resource, resolved, spec,
-                        a.runner->needs_image() && !spec.entry_point.empty());
-    }
     ResolvedJob& job = a.job;
     job.item = a.item;
     job.queue = a.queue;
-    job.config = resolved;
     job.argv = spec.entry_point;
     job.argv.insert(job.argv.end(), spec.args.begin(), spec.args.end());
     job.env = spec.env;
@@ -465,31 +458,26 @@ struct Agent::Impl {
     util::make_directories(job.log_dir);
   }
 
-  // Macros and the GPU count, once the image is known.
+  // The config (template values, deep merge, macros, secure mode: one pass,
+  // once the image is known for ${image_uri}) and the GPUs the runner wants.
   void finish_resolve(Active& a) {
     const JobSpec& spec = a.item.spec;
-    std::map<std::string, std::string> macros = {
-        {"run_id", a.item.run_id},         {"run_name", spec.name},
-        {"image_uri", a.job.image},        {"entity_name", a.item.queue.entity},
-        {"project_name", spec.project},    {"author", spec.author},
-    };
-    a.job.config = expand_macros(a.job.config, macros, process_env);
-    if (a.queue.resource == "local-process") {
-      json::Document d = json::parse_object(a.job.config, "resolved config");
-      auto n = json::get_optional_int(d, "gpus", "local-process config");
-      if (n && *n < 0) {
-        throw Error(Errc::invalid,
-                    fmt::format("local-process config: gpus {} must not be negative", *n));
-      }
-      a.gpus_wanted = n ? static_cast<int>(*n) : 0;
-      if (a.gpus_wanted > gpus.size()) {
-        throw Error(Errc::invalid,
-                    fmt::format("local-process config: gpus {}: this agent has {} GPU{}{}",
-                                a.gpus_wanted, gpus.size(), gpus.size() == 1 ? "" : "s",
-                                gpus.size() == 0 ? " (no nvidia-smi, or set `gpus` in "
-                                                   "launch-config.yaml)"
-                                                 : ""));
-      }
+    SecureMode secure;
+    secure.on = config.secure_mode;
+    secure.entry_point_overridden = a.runner->needs_image() && !spec.entry_point.empty();
+    a.job.config = resolve_config(a.queue, a.item, MacroContext{a.job.image, process_env}, secure);
+    a.gpus_wanted = a.runner->gpus_wanted(a.job);
+    if (a.gpus_wanted < 0) {
+      throw Error(Errc::invalid, fmt::format("{} config: gpus {} must not be negative",
+                                             a.queue.resource, a.gpus_wanted));
+    }
+    if (a.gpus_wanted > gpus.size()) {
+      throw Error(Errc::invalid,
+                  fmt::format("{} config: gpus {}: this agent has {} GPU{}{}", a.queue.resource,
+                              a.gpus_wanted, gpus.size(), gpus.size() == 1 ? "" : "s",
+                              gpus.size() == 0 ? " (no nvidia-smi, or set `gpus` in "
+                                                 "launch-config.yaml)"
+                                               : ""));
     }
   }
 
@@ -507,6 +495,11 @@ struct Agent::Impl {
       }
       a.queue = cached->second;
       resolve(a);
+      // A job the config refuses (a template value, secure mode, too many
+      // GPUs) is refused before anything is built for it: all but
+      // ${image_uri} is known now. The config is resolved again once the
+      // image is.
+      if (a.runner->needs_image()) finish_resolve(a);
     } catch (const std::exception& e) {
       fail(item_id, ErrorStage::agent, e.what());
       return;

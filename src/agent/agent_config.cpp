@@ -1,6 +1,7 @@
 // launch-config.yaml: W&B Launch's agent keys plus launch's own, read with
 // the same strictness everywhere (an unknown key or a wrong type names the
 // file and the key).
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "util/json.hpp"
 #include "launch/agent.hpp"
+#include "launch/builder.hpp"
 #include "launch/error.hpp"
 
 namespace launch {
@@ -183,7 +185,9 @@ void AgentConfig::validate() const {
     throw Error(Errc::invalid,
                 fmt::format("log_format \"{}\": expected text or json", log_format));
   }
-  if (builder.type != "noop" && builder.type != "docker" && builder.type != "kaniko") {
+  std::vector<std::string> registered = builder_names();
+  if (builder.type != "noop" && builder.type != "docker" && builder.type != "kaniko" &&
+      std::find(registered.begin(), registered.end(), builder.type) == registered.end()) {
     throw Error(Errc::invalid,
                 fmt::format("builder.type \"{}\": expected docker, kaniko or noop",
                             builder.type));

@@ -39,6 +39,14 @@ typename Map::mapped_type find(Map& m, std::mutex& mu, const std::string& key) {
   return it->second;
 }
 
+template <typename Map>
+std::vector<std::string> keys(Map& m, std::mutex& mu) {
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<std::string> out;
+  for (const auto& kv : m) out.push_back(kv.first);
+  return out;
+}
+
 }  // namespace
 
 void register_transport(const std::string& scheme, TransportFactory factory) {
@@ -90,10 +98,12 @@ std::unique_ptr<Runner> make_runner(const std::string& name, const RunnerContext
 
 std::vector<std::string> runner_names() {
   auto& r = registries();
-  std::lock_guard<std::mutex> lock(r.mu);
-  std::vector<std::string> out;
-  for (const auto& kv : r.runners) out.push_back(kv.first);
-  return out;
+  return keys(r.runners, r.mu);
+}
+
+std::vector<std::string> builder_names() {
+  auto& r = registries();
+  return keys(r.builders, r.mu);
 }
 
 void register_builder(const std::string& type, BuilderFactory factory) {
@@ -109,10 +119,7 @@ std::unique_ptr<Builder> make_builder(const BuilderConfig& config) {
     // Which there are depends on the build (LAUNCH_WITH_DOCKER) and on
     // register_builder(), so the message lists them.
     std::string known;
-    {
-      std::lock_guard<std::mutex> lock(r.mu);
-      for (const auto& kv : r.builders) known += (known.empty() ? "" : ", ") + kv.first;
-    }
+    for (const auto& name : builder_names()) known += (known.empty() ? "" : ", ") + name;
     throw Error(Errc::not_found,
                 fmt::format("builder.type \"{}\": no such builder in this build ({})",
                             config.type, known.empty() ? "it has none" : known));

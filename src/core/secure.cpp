@@ -93,24 +93,34 @@ const char* const kContainerOptions[] = {
 
 }  // namespace
 
+void check_secure_fields(const json::Value& config, const std::string& prefix) {
+  walk(config, prefix, "");
+}
+
+[[noreturn]] void refuse_entry_point_override(const std::string& resource, const JobSpec& spec) {
+  json::Document d;
+  json::Value ep = json::string_array(spec.entry_point, d.GetAllocator());
+  throw Error(Errc::invalid,
+              fmt::format("secure_mode: entry_point override is not allowed ({}: on {}, this "
+                          "agent runs only a job's own entry point)",
+                          shown(ep), resource));
+}
+
 void check_secure_mode(const std::string& resource, const std::string& config_json,
                        const JobSpec& spec, bool entry_point_overridden) {
   json::Document config = json::parse_object(config_json, "secure_mode: resource config");
-  walk(config, "", "");
+  check_secure_fields(config, "");
   json::Document args = json::parse_object(spec.resource_args, "secure_mode: resource_args");
-  walk(args, "resource_args", "");
-  if (entry_point_overridden) {
-    json::Document d;
-    json::Value ep = json::string_array(spec.entry_point, d.GetAllocator());
-    throw Error(Errc::invalid,
-                fmt::format("secure_mode: entry_point override is not allowed ({}: on {}, this "
-                            "agent runs only a job's own entry point)",
-                            shown(ep), resource));
-  }
+  check_secure_fields(args, "resource_args");
+  if (entry_point_overridden) refuse_entry_point_override(resource, spec);
 }
 
-void check_container_options(const std::string& config_json) {
-  json::Document config = json::parse_object(config_json, "local-container config");
+void check_container_options(const json::Value& config) {
+  if (!config.IsObject()) {
+    throw Error(Errc::invalid,
+                fmt::format("local-container config: expected a JSON object, got {} {}",
+                            json::type_name(config), shown(config)));
+  }
   for (const auto& m : config.GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
     bool allowed = false;
@@ -123,6 +133,10 @@ void check_container_options(const std::string& config_json) {
                               key, shown(m.value)));
     }
   }
+}
+
+void check_container_options(const std::string& config_json) {
+  check_container_options(json::parse_object(config_json, "local-container config"));
 }
 
 }  // namespace launch

@@ -16,6 +16,7 @@
 
 #include <string>
 
+#include "util/json.hpp"
 #include "launch/job.hpp"
 
 namespace launch {
@@ -44,12 +45,23 @@ namespace launch {
 void check_secure_mode(const std::string& resource, const std::string& config_json,
                        const JobSpec& spec, bool entry_point_overridden);
 
+// The two halves of check_secure_mode(), for a config already parsed (the
+// agent's resolution, resolve.hpp, checks the document it resolved, in which
+// the job's resource_args are merged already):
+//
+// the field walk over `config`, paths prefixed with `prefix` ("" for none);
+void check_secure_fields(const json::Value& config, const std::string& prefix);
+// and the refusal of the job's entry_point override (when there is one).
+[[noreturn]] void refuse_entry_point_override(const std::string& resource, const JobSpec& spec);
+
 // The local-container runner's allow-list, on the config's top-level keys:
 // env, gpus, cpus, memory, shm-size (shm_size), ulimit (ulimits), workdir,
 // name, platform, pids-limit (pids_limit). Anything else (volumes,
 // privileged, cap-add, network, ...) is refused:
 // `local-container: option "volumes" is not allowed (allowed: ...)`.
 void check_container_options(const std::string& config_json);
+// The same on a parsed config (the runner's own parse).
+void check_container_options(const json::Value& config);
 
 }  // namespace launch
 

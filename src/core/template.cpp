@@ -330,21 +330,6 @@ void fill(json::Value& v, const std::string& path, const Resolved& values,
   v = json::str(out, a);
 }
 
-void merge(json::Value& base, const json::Value& overlay, json::Allocator& a) {
-  if (!base.IsObject() || !overlay.IsObject()) {
-    base.CopyFrom(overlay, a);
-    return;
-  }
-  for (const auto& m : overlay.GetObject()) {
-    auto it = base.FindMember(m.name);
-    if (it == base.MemberEnd()) {
-      base.AddMember(json::Value(m.name, a), json::Value(m.value, a), a);
-    } else {
-      merge(it->value, m.value, a);
-    }
-  }
-}
-
 bool is_macro_start(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
 }
@@ -385,6 +370,36 @@ std::string expand_string(const std::string& s, const std::map<std::string, std:
   return out;
 }
 
+}  // namespace
+
+namespace tmpl {
+
+json::Document filled_config(const QueueDef& queue,
+                             const std::map<std::string, std::string>& values) {
+  // The values are checked before the config is parsed, so a bad value is
+  // reported as such even when the config is broken too.
+  Resolved resolved = resolve_values(queue, values);
+  json::Document d =
+      json::parse_object(queue.config, fmt::format("queue {}: config", queue.ref().str()));
+  fill(d, "config", resolved, queue, d.GetAllocator());
+  return d;
+}
+
+void merge(json::Value& base, const json::Value& overlay, json::Allocator& a) {
+  if (!base.IsObject() || !overlay.IsObject()) {
+    base.CopyFrom(overlay, a);
+    return;
+  }
+  for (const auto& m : overlay.GetObject()) {
+    auto it = base.FindMember(m.name);
+    if (it == base.MemberEnd()) {
+      base.AddMember(json::Value(m.name, a), json::Value(m.value, a), a);
+    } else {
+      merge(it->value, m.value, a);
+    }
+  }
+}
+
 // Macros, like placeholders, are expanded in values only, never in keys.
 void expand(json::Value& v, const std::map<std::string, std::string>& macros,
             const EnvLookup& env, json::Allocator& a) {
@@ -403,7 +418,7 @@ json::Document parse_any(const std::string& text, const std::string& what) {
   return json::parse(text.empty() ? std::string("{}") : text, what);
 }
 
-}  // namespace
+}  // namespace tmpl
 
 void validate_template_values(const QueueDef& queue,
                               const std::map<std::string, std::string>& values) {
@@ -412,25 +427,21 @@ void validate_template_values(const QueueDef& queue,
 
 std::string fill_template(const QueueDef& queue,
                           const std::map<std::string, std::string>& values) {
-  Resolved resolved = resolve_values(queue, values);
-  json::Document d =
-      json::parse_object(queue.config, fmt::format("queue {}: config", queue.ref().str()));
-  fill(d, "config", resolved, queue, d.GetAllocator());
-  return json::dump(d);
+  return json::dump(tmpl::filled_config(queue, values));
 }
 
 std::string deep_merge(const std::string& base_json, const std::string& overlay_json) {
-  json::Document base = parse_any(base_json, "deep merge: base");
-  json::Document overlay = parse_any(overlay_json, "deep merge: overlay");
-  merge(base, overlay, base.GetAllocator());
+  json::Document base = tmpl::parse_any(base_json, "deep merge: base");
+  json::Document overlay = tmpl::parse_any(overlay_json, "deep merge: overlay");
+  tmpl::merge(base, overlay, base.GetAllocator());
   return json::dump(base);
 }
 
 std::string expand_macros(const std::string& json,
                           const std::map<std::string, std::string>& macros,
                           const EnvLookup& env) {
-  json::Document d = parse_any(json, "macro expansion");
-  expand(d, macros, env, d.GetAllocator());
+  json::Document d = tmpl::parse_any(json, "macro expansion");
+  tmpl::expand(d, macros, env, d.GetAllocator());
   return json::dump(d);
 }
 

@@ -1,16 +1,20 @@
 // Internal: template values and `{{var}}` placeholders, shared by the queue
 // model (queue.cpp checks schemas and defaults) and the template engine
-// (template.cpp checks pushed values and fills configs).
+// (template.cpp checks pushed values and fills configs); and the engine's
+// steps on a parsed document, which the text functions of template.hpp and
+// the agent's one-pass resolution (resolve.hpp) are both made of.
 #ifndef LAUNCH_SRC_CORE_TEMPLATE_VALUE_HPP
 #define LAUNCH_SRC_CORE_TEMPLATE_VALUE_HPP
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "util/json.hpp"
 #include "launch/queue.hpp"
+#include "launch/template.hpp"
 
 namespace launch {
 namespace tmpl {
@@ -56,6 +60,25 @@ std::vector<Placeholder> find_placeholders(const std::string& s);
 
 // How a number reads in a message: "4" rather than "4.0", shortest form.
 std::string number_text(double d);
+
+// Step 1 (template.hpp): checks `values` as validate_template_values() does,
+// then parses the queue's config and fills its placeholders, as
+// fill_template() describes. Errors name the queue and the path
+// (`config.spec.args[1]`).
+json::Document filled_config(const QueueDef& queue,
+                             const std::map<std::string, std::string>& values);
+
+// Step 2: deep merge of `overlay` over `base`, in place; whatever is copied
+// from `overlay` is allocated from `a` (base's allocator).
+void merge(json::Value& base, const json::Value& overlay, json::Allocator& a);
+
+// Step 3: expands `${name}` macros in every string value of `v`, in place
+// (expand_macros() describes how).
+void expand(json::Value& v, const std::map<std::string, std::string>& macros,
+            const EnvLookup& env, json::Allocator& a);
+
+// Parses JSON text where empty text means `{}` (an empty resource_args, say).
+json::Document parse_any(const std::string& text, const std::string& what);
 
 }  // namespace tmpl
 }  // namespace launch

@@ -164,8 +164,8 @@ std::int64_t parse_byte_size(const std::string& text, const std::string& field) 
 }
 
 ContainerPlan plan_container(const ResolvedJob& job) {
-  check_container_options(job.config);
   auto config = json::parse_object(job.config, "local-container config");
+  check_container_options(config);
   rapidjson::Document body(rapidjson::kObjectType);
   auto& a = body.GetAllocator();
   json::Value host(rapidjson::kObjectType);

@@ -6,8 +6,9 @@
 //   env              object: variables added beneath the job's own env
 //   working_dir      string: the directory the process starts in
 //   timeout_seconds  number: the run fails once it has run this long
-//   gpus             integer: how many GPUs the agent hands out (the agent
-//                    reads it; the runner sees the devices in job.gpus)
+//   gpus             integer: how many GPUs the job needs; gpus_wanted()
+//                    tells the agent, which hands out that many from its
+//                    pool, and the run sees them as CUDA_VISIBLE_DEVICES
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -18,6 +19,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <map>
 
 #include <fmt/format.h>
@@ -38,6 +40,7 @@ struct LocalConfig {
   std::map<std::string, std::string> env;
   std::string working_dir;
   double timeout_seconds = 0;  // 0: none
+  int gpus = 0;
 };
 
 LocalConfig parse_local_config(const std::string& config_json) {
@@ -66,7 +69,15 @@ LocalConfig parse_local_config(const std::string& config_json) {
     }
     c.timeout_seconds = *timeout;
   }
-  json::get_optional_int(d, "gpus", ctx);  // type check only; the agent hands them out
+  auto gpus = json::get_optional_int(d, "gpus", ctx);
+  if (gpus && *gpus < 0) {
+    throw Error(Errc::invalid, fmt::format("{}: gpus {} must not be negative", ctx, *gpus));
+  }
+  // A count beyond an int is no machine's: refused, not truncated.
+  if (gpus && *gpus > std::numeric_limits<int>::max()) {
+    throw Error(Errc::invalid, fmt::format("{}: gpus {} is too many", ctx, *gpus));
+  }
+  c.gpus = gpus ? static_cast<int>(*gpus) : 0;
   return c;
 }
 
@@ -193,6 +204,12 @@ class LocalProcessRunner : public Runner {
  public:
   // A spawn and a waitpid: quick, and done on the agent's own thread.
   bool blocking() const override { return false; }
+
+  // The whole config is checked here, so a bad one fails before the job
+  // waits for devices.
+  int gpus_wanted(const ResolvedJob& job) const override {
+    return parse_local_config(job.config).gpus;
+  }
 
   std::unique_ptr<Run> submit(const ResolvedJob& job) override {
     LocalConfig config = parse_local_config(job.config);
