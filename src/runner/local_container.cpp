@@ -519,6 +519,9 @@ class LocalContainerRunner : public Runner {
   explicit LocalContainerRunner(const RunnerContext& context) : context_(context) {}
 
   bool needs_image() const override { return true; }
+  // One Engine (one http::Client, one connection) serves every run of this
+  // runner, and a Client belongs to one thread: calls stay on the agent's.
+  bool blocking() const override { return false; }
 
   std::unique_ptr<Run> submit(const ResolvedJob& job) override {
     ContainerPlan plan = plan_container(job);
