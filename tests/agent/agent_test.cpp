@@ -477,28 +477,7 @@ TEST_CASE("agent: a restarted agent keeps its id and ends the runs it lost") {
 
 namespace {
 
-// A runner that needs an image and records what it was handed; its runs
-// end at once.
-struct ImagedRun : Run {
-  std::string id() const override { return "imaged"; }
-  RunStatus poll() override {
-    RunStatus st;
-    st.phase = RunPhase::finished;
-    st.exit_code = 0;
-    return st;
-  }
-  void cancel(std::chrono::milliseconds) override {}
-};
-
-struct ImagedRunner : Runner {
-  std::vector<ResolvedJob>* seen;
-  explicit ImagedRunner(std::vector<ResolvedJob>* s) : seen(s) {}
-  std::unique_ptr<Run> submit(const ResolvedJob& job) override {
-    seen->push_back(job);
-    return std::make_unique<ImagedRun>();
-  }
-  bool needs_image() const override { return true; }
-};
+using launch_test::ImagedRunner;
 
 }  // namespace
 

@@ -13,28 +13,10 @@ using std::chrono::milliseconds;
 
 namespace {
 
-struct DoneRun : Run {
-  std::string id() const override { return "done"; }
-  RunStatus poll() override {
-    RunStatus st;
-    st.phase = RunPhase::finished;
-    st.exit_code = 0;
-    return st;
-  }
-  void cancel(std::chrono::milliseconds) override {}
-};
-
-// Reads its own option, `devices`, the way local-process reads `gpus`; and
-// records the jobs it was handed.
-struct CountingRunner : Runner {
-  std::vector<ResolvedJob>* seen;
-  explicit CountingRunner(std::vector<ResolvedJob>* s) : seen(s) {}
+struct CountingRunner : launch_test::RecordingRunner {
+  using RecordingRunner::RecordingRunner;
   int gpus_wanted(const ResolvedJob& job) const override {
     return job.config.find("\"devices\":1") != std::string::npos ? 1 : 0;
-  }
-  std::unique_ptr<Run> submit(const ResolvedJob& job) override {
-    seen->push_back(job);
-    return std::make_unique<DoneRun>();
   }
 };
 
@@ -98,11 +80,6 @@ TEST_CASE("agent: a custom runner that asks for more GPUs than the agent has fai
 
 namespace {
 
-struct ImageRunner : CountingRunner {
-  using CountingRunner::CountingRunner;
-  bool needs_image() const override { return true; }
-};
-
 struct CountingBuilder : Builder {
   int* builds;
   explicit CountingBuilder(int* b) : builds(b) {}
@@ -120,7 +97,7 @@ TEST_CASE("agent: a job its config refuses is refused before anything is built f
   static std::vector<ResolvedJob> seen;
   static int builds = 0;
   register_runner("imaged", [](const RunnerContext&) {
-    return std::make_unique<ImageRunner>(&seen);
+    return std::make_unique<launch_test::ImagedRunner>(&seen);
   });
   register_builder("counting", [](const BuilderConfig&) {
     return std::make_unique<CountingBuilder>(&builds);

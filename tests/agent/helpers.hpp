@@ -11,15 +11,46 @@
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <doctest/doctest.h>
 
+#include "launch/runner.hpp"
 #include "support/temp_dir.hpp"
 
 namespace launch_test {
+
+// A run that has finished, exit code 0, by the time it is first polled.
+struct FinishedRun : launch::Run {
+  std::string id() const override { return "finished"; }
+  launch::RunStatus poll() override {
+    launch::RunStatus st;
+    st.phase = launch::RunPhase::finished;
+    st.exit_code = 0;
+    return st;
+  }
+  void cancel(std::chrono::milliseconds) override {}
+};
+
+// A runner that records every job it is handed; its runs end at once.
+// Tests derive from it to say what else the runner wants (an image, GPUs).
+struct RecordingRunner : launch::Runner {
+  std::vector<launch::ResolvedJob>* seen;
+  explicit RecordingRunner(std::vector<launch::ResolvedJob>* s) : seen(s) {}
+  std::unique_ptr<launch::Run> submit(const launch::ResolvedJob& job) override {
+    seen->push_back(job);
+    return std::make_unique<FinishedRun>();
+  }
+};
+
+// A RecordingRunner whose jobs need an image (the agent builds one first).
+struct ImagedRunner : RecordingRunner {
+  using RecordingRunner::RecordingRunner;
+  bool needs_image() const override { return true; }
+};
 
 inline std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
