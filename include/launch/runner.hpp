@@ -105,6 +105,18 @@ class LAUNCH_EXPORT Runner {
   // runner whose target schedules its own devices). Throws launch::Error
   // (Errc::invalid naming the option) for a config this runner refuses.
   virtual int gpus_wanted(const ResolvedJob& /*job*/) const { return 0; }
+
+  // Checks a resource config before anything is stored: a queue's config
+  // when the queue is created or changed, and at push the queue's config
+  // with the job's resource_args merged in. What submit() would refuse for
+  // the config's shape (an unknown option, a field of the wrong type, a
+  // secure-mode violation, a required field missing) is refused here with
+  // Errc::invalid naming the option's path. `config_json` is the config as
+  // stored: template placeholders ("{{var}}") are not filled yet and must be
+  // accepted wherever a template value could go. Called on a runner made
+  // for this purpose alone, so a factory must not contact its target while
+  // constructing. Default: accepts everything.
+  virtual void check_config(const std::string& /*config_json*/) const {}
 };
 
 // What a runner factory may look at: the agent's settings that concern it.
