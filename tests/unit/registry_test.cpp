@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "builder/context_store.hpp"
 #include "launch/builder.hpp"
 #include "launch/features.h"
 #include "launch/runner.hpp"
@@ -84,4 +85,24 @@ TEST_CASE("registry: the built-in backends are those compiled in") {
                      Errc::not_found);
   CHECK(has(pg, "\"postgres\""));
 #endif
+}
+
+TEST_CASE("registry: build context stores by scheme, and URLs that name none") {
+  struct Store : launch::source::ContextStore {
+    std::string url;
+    std::string put(const std::string& name, const std::string&) override { return url + "/" + name; }
+    void remove(const std::string&) override {}
+  };
+  auto message = error_message([] { launch::source::open_context_store("nosuch://bucket/ctx"); },
+                               Errc::invalid);
+  CHECK(has(message, "builder.build-context-store \"nosuch://bucket/ctx\""));
+  launch::source::register_context_store("unit-test", [](const std::string& url) {
+    auto store = std::make_unique<Store>();
+    store->url = url;
+    return store;
+  });
+  auto store = launch::source::open_context_store("unit-test://bucket/prefix");
+  CHECK(store->put("abc.tar.gz", "") == "unit-test://bucket/prefix/abc.tar.gz");
+  auto schemes = launch::source::context_store_schemes();
+  CHECK(std::find(schemes.begin(), schemes.end(), "unit-test") != schemes.end());
 }
