@@ -19,6 +19,9 @@ void install_builtin_backends(const BuiltinBackends& into) {
   into.builders["noop"] = make_noop_builder;
   into.builders["docker"] = make_docker_builder;
 #endif
+#if LAUNCH_FEATURE_AWS
+  into.runners["sagemaker"] = make_sagemaker_runner;
+#endif
 }
 
 }  // namespace launch

@@ -20,6 +20,7 @@ std::unique_ptr<Runner> make_local_process_runner(const RunnerContext& context);
 std::unique_ptr<Runner> make_local_container_runner(const RunnerContext& context);  // DOCKER
 std::unique_ptr<Builder> make_noop_builder(const BuilderConfig& config);            // DOCKER
 std::unique_ptr<Builder> make_docker_builder(const BuilderConfig& config);          // DOCKER
+std::unique_ptr<Runner> make_sagemaker_runner(const RunnerContext& context);        // AWS
 
 }  // namespace launch
 

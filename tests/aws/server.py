@@ -19,7 +19,8 @@ ListTrainingJobs), CloudWatch Logs (DescribeLogStreams, GetLogEvents), ECR
 set the credentials' lifetime and read what the server saw.
 
 A simulated training job takes its fate from its Environment:
-SIM_OUTCOME = Completed (default) | Failed | Spot, SIM_SECONDS = how long
+SIM_OUTCOME = Completed (default) | Failed | Spot (a spot interruption
+of the first run, LAUNCH_RESUME_COUNT 0; a resumed run completes), SIM_SECONDS = how long
 it trains (default 1). Its log stream gets a line per second and the
 job's LAUNCH_* variables.
 
@@ -240,7 +241,7 @@ def job_state(job):
         return "InProgress", "Training", None
     if outcome == "Failed":
         return "Failed", "Failed", "AlgorithmError: the training script exited with status 3"
-    if outcome == "Spot":
+    if outcome == "Spot" and env.get("LAUNCH_RESUME_COUNT", "0") == "0":
         return "Stopped", "Interrupted", "Training job interrupted: the spot capacity was reclaimed"
     return "Completed", "Completed", None
 
