@@ -21,6 +21,7 @@ void install_builtin_backends(const BuiltinBackends& into) {
 #endif
 #if LAUNCH_FEATURE_AWS
   into.runners["sagemaker"] = make_sagemaker_runner;
+  source::register_context_store("s3", make_s3_context_store);
 #endif
 }
 

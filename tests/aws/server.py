@@ -40,7 +40,7 @@ import time
 import urllib.parse
 
 import botocore.session
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
@@ -175,7 +175,8 @@ def verify(handler, body):
     url = "http://" + handler.headers["Host"] + handler.path
     req = AWSRequest(method=handler.command, url=url, data=body, headers=headers)
     req.context["timestamp"] = amz_date
-    signer = SigV4Auth(Credentials(key, k["secret"], k["token"] or None), service, region)
+    signer_class = S3SigV4Auth if service == "s3" else SigV4Auth
+    signer = signer_class(Credentials(key, k["secret"], k["token"] or None), service, region)
     canonical = signer.canonical_request(req)
     expected = signer.signature(signer.string_to_sign(req, canonical), req)
     if expected != signature:
@@ -384,8 +385,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
+    def s3(self, op, body):
+        """PutObject and DeleteObject, path-style: only the signature matters."""
+        try:
+            service, _, _ = verify(self, body)
+            if service != "s3":
+                deny("SignatureDoesNotMatch", "Credential should be scoped to correct service: 's3'.")
+            sha = self.headers.get("x-amz-content-sha256")
+            if sha is None:
+                raise ApiError(400, "InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
+            if sha != "UNSIGNED-PAYLOAD" and sha != __import__("hashlib").sha256(body).hexdigest():
+                raise ApiError(400, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+        except ApiError as e:
+            xml = "<Error><Code>%s</Code><Message>%s</Message></Error>" % (e.code, e.message.split("\n")[0])
+            return self.reply(e.status, xml, "application/xml")
+        with LOCK:
+            STATE["calls"].append("s3.%s %s" % (op, urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)))
+        self.reply(200 if op == "PutObject" else 204, "", "application/xml")
+
+    def do_DELETE(self):
+        self.s3("DeleteObject", self.body())
+
     def do_PUT(self):
-        self.body()
+        body = self.body()
+        if self.headers.get("Authorization"):
+            return self.s3("PutObject", body)
         if self.path == "/latest/api/token":
             ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
             if not ttl or not ttl.isdigit() or not 1 <= int(ttl) <= 21600:
