@@ -222,6 +222,16 @@ std::string job_name(const QueueItem& item) {
   return job_prefix(item) + std::to_string(item.attempt) + "-" + std::to_string(item.resume_count);
 }
 
+constexpr int kMaxTransientFailures = 10;
+
+bool transient(const http::HttpError& e) {
+  if (e.status() == 0 || e.status() == 429 || e.status() >= 500) return true;
+  const auto* a = dynamic_cast<const aws::AwsError*>(&e);
+  return a != nullptr && (a->type() == "ThrottlingException" || a->type() == "Throttling" ||
+                          a->type() == "RequestLimitExceeded" ||
+                          a->type() == "ServiceUnavailable");
+}
+
 bool is_interrupted(const std::string& secondary) {
   return secondary == "Interrupted" || secondary == "MaxWaitTimeExceeded";
 }
@@ -279,10 +289,25 @@ class SageMakerRun : public Run {
     if (final_) return *final_;
     auto now = std::chrono::steady_clock::now();
     if (now < next_poll_) return RunStatus{};
-    json::Document d = describe();
-    copy_logs();
-    next_poll_ = std::chrono::steady_clock::now() + interval_;
+    next_poll_ = now + interval_;
     interval_ = std::min(interval_ * 3 / 2, std::chrono::milliseconds(20000));
+    json::Document d;
+    try {
+      d = describe();
+      failures_ = 0;
+    } catch (const http::HttpError& e) {
+      // Throttling, a 5xx or a dropped connection must not fail a job that
+      // is still training: asked again at the next poll, up to a point.
+      if (!transient(e) || ++failures_ > kMaxTransientFailures) throw;
+      log(LogLevel::warn, fmt::format("sagemaker job {}: DescribeTrainingJob: {} (asking again)",
+                                      name_, e.what()));
+      return RunStatus{};
+    }
+    try {
+      copy_logs();
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("sagemaker job {}: CloudWatch logs: {}", name_, e.what()));
+    }
 
     std::string status = json::get_string(d, "TrainingJobStatus", "DescribeTrainingJob");
     std::string secondary = json::get_string(d, "SecondaryStatus", "DescribeTrainingJob");
@@ -403,6 +428,7 @@ class SageMakerRun : public Run {
   std::map<std::string, std::string> tokens_;
   std::optional<RunStatus> final_;
   bool cancelled_ = false;
+  int failures_ = 0;  // transient DescribeTrainingJob failures in a row
   std::chrono::steady_clock::time_point next_poll_{};
   std::chrono::milliseconds interval_{1000};
 };

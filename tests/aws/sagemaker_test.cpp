@@ -179,6 +179,16 @@ TEST_CASE("cancel stops the job with StopTrainingJob; it ends stopped") {
   clean.check();
 }
 
+TEST_CASE("throttled DescribeTrainingJob calls are asked again, not failed") {
+  aws_test::WithKeys env;
+  launch_test::TempDir dir("launch-sm-throttle");
+  auto run = sagemaker()->submit(job_in(dir, "Completed", "0"));
+  env.server.post("/_test/config", R"({"throttle": 2})");
+  RunStatus st = run->wait(seconds(60));
+  CHECK(st.phase == RunPhase::finished);
+  CHECK(env.server.state()["throttle"].GetInt() == 0);  // both were answered "Rate exceeded"
+}
+
 TEST_CASE("a managed-spot interruption is reported as preempted") {
   aws_test::WithKeys env;
   NothingWrong clean;

@@ -60,6 +60,7 @@ STATE = {
     "streams": {},           # stream name -> [events]
     "images": {},            # repo -> {tag: digest}
     "imds_tokens": set(),
+    "throttle": 0,           # how many DescribeTrainingJob calls to throttle next
 }
 
 SESSION = botocore.session.get_session()
@@ -277,6 +278,12 @@ def sagemaker(op, p, ident):
             jobs[name]["stream"] = stream
         return {"TrainingJobArn": "arn:aws:sagemaker:%s:%s:training-job/%s" % (REGION, ACCOUNT, name.lower())}
     if op in ("DescribeTrainingJob", "StopTrainingJob"):
+        with LOCK:
+            throttled = op == "DescribeTrainingJob" and STATE["throttle"] > 0
+            if throttled:
+                STATE["throttle"] -= 1
+        if throttled:
+            raise ApiError(400, "ThrottlingException", "Rate exceeded")
         name = p["TrainingJobName"]
         job = jobs.get(name)
         if job is None:
@@ -446,7 +453,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/_test/state":
             with LOCK:
                 out = {"issued": STATE["issued"], "denied": STATE["denied"], "invalid": STATE["invalid"],
-                       "calls": STATE["calls"], "jobs": {n: j["request"] for n, j in STATE["jobs"].items()}}
+                       "calls": STATE["calls"], "throttle": STATE["throttle"], "jobs": {n: j["request"] for n, j in STATE["jobs"].items()}}
             return self.reply(200, json.dumps(out), "application/json")
         self.reply(404, "", "text/plain")
 
@@ -456,6 +463,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/_test/config":
             cfg = json.loads(body)
             with LOCK:
+                if "throttle" in cfg:
+                    STATE["throttle"] = cfg["throttle"]
                 if "lifetime" in cfg:
                     STATE["lifetime"] = cfg["lifetime"]
                 for repo, tags in cfg.get("images", {}).items():
