@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "aws_server.hpp"
+#include "launch/features.h"
 #include "launch/launch.hpp"
 #include "support/temp_dir.hpp"
 
@@ -32,7 +33,7 @@ struct Harness {
   std::vector<JobEvent> events;
   std::unique_ptr<Agent> agent;
 
-  Harness() {
+  explicit Harness(const std::string& builder = "test-prebuilt") {
     register_builder("test-prebuilt", [](const BuilderConfig&) {
       return std::make_unique<PrebuiltBuilder>();
     });
@@ -53,19 +54,20 @@ struct Harness {
     c.queues = {"sm"};
     c.launch_home = home.path();
     c.gpus = 0;
-    c.builder.type = "test-prebuilt";
+    c.builder.type = builder;
     c.environment_type = "aws";
     c.environment_region = "us-east-1";
     agent = std::make_unique<Agent>(c, t);
     agent->on_event([this](const JobEvent& e) { events.push_back(e); });
   }
 
-  std::string push(const std::string& outcome) {
+  std::string push(const std::string& outcome,
+                   const std::string& image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:v1") {
     JobSpec s;
     s.name = "train";
     s.author = "alice";
     s.source.kind = JobSource::Kind::image;
-    s.source.image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:v1";
+    s.source.image = image;
     s.entry_point = {"python", "train.py"};
     s.env = {{"SIM_OUTCOME", outcome}, {"SIM_SECONDS", "1"}};
     return t->push(QueueRef{"ml", "sm"}, s);
@@ -126,3 +128,20 @@ TEST_CASE("agent: a spot interruption requeues the item; the resumed run complet
   }
   CHECK(of_this_run == 2);
 }
+
+#if LAUNCH_FEATURE_DOCKER
+TEST_CASE("agent: the noop builder checks the image is in ECR (SageMaker pulls it), not locally") {
+  Harness h("noop");
+  h.env.server.post("/_test/config", R"({"images": {"train": {"v1": "sha256:)" +
+                                         std::string(64, 'b') + R"("}}})");
+  std::string ok = h.push("Completed");
+  CHECK(to_string(h.wait_end(ok).state) == std::string("finished"));
+
+  std::string missing = h.push("Completed", "123456789012.dkr.ecr.us-east-1.amazonaws.com/train:v404");
+  QueueItem item = h.wait_end(missing);
+  CHECK(to_string(item.state) == std::string("failed"));
+  REQUIRE(item.error.has_value());
+  CHECK(to_string(item.error->stage) == std::string("build"));
+  CHECK(item.error->message.find("train:v404 is not in the registry") != std::string::npos);
+}
+#endif
