@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "launch/error.hpp"
+#include "launch/log.hpp"
 #include "util/json.hpp"
 #include "util/user.hpp"
 
@@ -148,7 +149,19 @@ std::string sts_call(const std::vector<std::pair<std::string, std::string>>& par
   ClientOptions co;
   co.timeout_ms = 30000;
   Client client(co);
-  return client.send(r).body;
+  Response resp = client.send(r, true);
+  if (!resp.ok()) {
+    // <ErrorResponse><Error><Code>…</Code><Message>…</Message>: both, not the XML.
+    HttpError e = status_error(resp);
+    std::string code = aws_xml_text(resp.body, "Code").value_or("");
+    std::string message = aws_xml_text(resp.body, "Message").value_or(e.server_message());
+    std::string said = code.empty() ? message : code + ": " + message;
+    throw HttpError(e.code(),
+                    fmt::format("STS {}: {} {}: HTTP {}: {}", params.front().second, resp.method,
+                                resp.url, resp.status, said),
+                    resp.method, resp.url, resp.status, said);
+  }
+  return resp.body;
 }
 
 AwsCredentials from_credentials_json(const std::string& body, const std::string& what) {
@@ -179,7 +192,24 @@ AwsCredentials RefreshingAwsCredentials::credentials() {
   std::lock_guard<std::mutex> lock(mutex_);
   auto now = std::chrono::system_clock::now();
   if (current_ && (!current_->expiration || now < refresh_at_)) return *current_;
-  AwsCredentials c = fetch_();
+  AwsCredentials c;
+  try {
+    c = fetch_();
+  } catch (const Error& e) {
+    // Refreshing early leaves time to try again: the credentials in hand
+    // still work until they expire.
+    if (!current_ || !current_->expiration || now >= *current_->expiration) throw;
+    log(LogLevel::warn, fmt::format("AWS credentials from {}: refresh failed, the current ones "
+                                    "are good for {} s more: {}",
+                                    what_,
+                                    std::chrono::duration_cast<std::chrono::seconds>(
+                                        *current_->expiration - now).count(),
+                                    e.what()));
+    refresh_at_ = std::min(*current_->expiration,
+                           now + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                     std::chrono::seconds(1)));
+    return *current_;
+  }
   ++fetches_;
   if (c.expiration) {
     auto life = *c.expiration - now;
@@ -431,7 +461,11 @@ std::shared_ptr<AwsCredentialsProvider> aws_imds_credentials() {
 std::shared_ptr<AwsCredentialsProvider> default_aws_credentials() {
   if (auto e = aws_environment_credentials()) return e;
   std::string profile = aws_profile_name();
-  if (!env("AWS_PROFILE").empty() || aws_profile(profile)) {
+  if (!env("AWS_PROFILE").empty()) return aws_profile_credentials(profile);
+  // The default profile counts when it has credentials; one with only a
+  // region (common on EKS and EC2) leaves the rest of the chain to find them.
+  auto p = aws_profile(profile);
+  if (p && (p->count("aws_access_key_id") || p->count("role_arn"))) {
     return aws_profile_credentials(profile);
   }
   std::string token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE");

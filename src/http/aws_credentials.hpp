@@ -4,7 +4,7 @@
 //
 // The chain, first match wins (default_aws_credentials):
 //   1. AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN);
-//   2. AWS_PROFILE's profile (or "default" when the files have one) in
+//   2. AWS_PROFILE's profile (or "default" when it has keys or a role) in
 //      AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials) and AWS_CONFIG_FILE
 //      (~/.aws/config): static keys, or role_arn + source_profile through
 //      STS AssumeRole, or role_arn + web_identity_token_file;
@@ -37,7 +37,9 @@ namespace http {
 // A provider over a fetch function: it fetches once, then again when less
 // than a quarter of the credentials' lifetime (at most 5 minutes) is left,
 // so 2-second credentials are renewed every 1.5 s and hour-long ones 5
-// minutes before they end. Credentials without an expiration are kept.
+// minutes before they end. Credentials without an expiration are kept. A
+// refresh that fails while the current credentials are still valid keeps
+// them (with a warning) and tries again a second later.
 class RefreshingAwsCredentials : public AwsCredentialsProvider {
  public:
   using Fetch = std::function<AwsCredentials()>;

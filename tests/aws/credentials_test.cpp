@@ -184,3 +184,34 @@ TEST_CASE("2-second credentials are refreshed before they expire, so no request 
   CHECK(p->fetches() >= 3);
   CHECK(env.server.state()["denied"].Size() == denied_before);
 }
+
+TEST_CASE("a default profile with only a region leaves the chain to the next source") {
+  aws_test::Environment env;
+  launch_test::TempDir dir("launch-aws-region-only");
+  write_file(dir / "config", "[default]\nregion = us-east-1\n");
+  write_file(dir / "token", aws_test::kContainerToken);
+  EnvScope cfg{"AWS_CONFIG_FILE", dir / "config"};
+  EnvScope uri{"AWS_CONTAINER_CREDENTIALS_FULL_URI", env.server.url("/container-credentials")};
+  EnvScope tok{"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", dir / "token"};
+  auto p = http::default_aws_credentials();
+  CHECK(p->describe().find("container credentials") != std::string::npos);
+}
+
+TEST_CASE("a failed refresh keeps the credentials in hand until they expire") {
+  aws_test::Environment env;
+  launch_test::TempDir dir("launch-aws-refresh-fail");
+  write_file(dir / "token", aws_test::kContainerToken);
+  EnvScope uri{"AWS_CONTAINER_CREDENTIALS_FULL_URI", env.server.url("/container-credentials")};
+  EnvScope tok{"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", dir / "token"};
+  env.server.set_lifetime(3);  // 2 to 3 s, as the server sends whole seconds
+  auto p = http::aws_container_credentials();
+  auto first = p->credentials();
+  env.server.set_lifetime(3600);
+  write_file(dir / "token", "revoked");
+  // Past the refresh point (a quarter of the life, >= 0.5 s, before the
+  // expiry), before the expiry.
+  std::this_thread::sleep_until(*first.expiration - std::chrono::milliseconds(300));
+  CHECK(p->credentials().access_key_id == first.access_key_id);
+  std::this_thread::sleep_until(*first.expiration + std::chrono::milliseconds(100));
+  CHECK_THROWS_WITH(p->credentials(), doctest::Contains("401"));
+}
