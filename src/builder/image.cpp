@@ -43,16 +43,32 @@ void ensure_image(docker::Engine& engine, const std::string& image, const std::s
                     [&](const std::string& line) { log.write(line); });
 }
 
+bool target_pulls_itself(const std::string& resource) {
+  return resource == "sagemaker";
+}
+
 BuildResult build_image_source(const BuildRequest& request, const BuilderConfig& config) {
   const JobSource& source = request.item.spec.source;
   if (source.kind != JobSource::Kind::image || source.image.empty()) {
     throw Error(Errc::invalid, fmt::format("item {}: the job has no image to run", request.item.id));
   }
   BuildLog log(request.log_path);
-  docker::Engine engine;
-  ensure_image(engine, source.image, config.platform, log);
   BuildResult r;
   r.image = source.image;
+  if (target_pulls_itself(request.resource)) {
+    // SageMaker, Vertex or a cluster pulls the image from its registry; the
+    // local engine need not have it, or exist.
+    log.write(fmt::format("checking that {} is in its registry\n", source.image));
+    auto ref = docker::parse_image_ref(source.image);
+    if (!docker::registry_has_manifest(ref)) {
+      throw Error(Errc::not_found,
+                  fmt::format("image {} is not in the registry {} ({} pulls it from there)",
+                              source.image, ref.registry, request.resource));
+    }
+    return r;
+  }
+  docker::Engine engine;
+  ensure_image(engine, source.image, config.platform, log);
   return r;
 }
 

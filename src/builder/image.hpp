@@ -30,8 +30,15 @@ class BuildLog {
 void ensure_image(docker::Engine& engine, const std::string& image, const std::string& platform,
                   BuildLog& log);
 
+// True for the resources whose target pulls the image itself from its
+// registry: sagemaker (gcp-vertex and kubernetes belong here too, once
+// their suites reach the registries their images are in).
+bool target_pulls_itself(const std::string& resource);
+
 // The image a job with an image source runs, or Errc::invalid when it has
-// none.
+// none. For a target that pulls it itself, the image must be in its
+// registry (Errc::not_found otherwise); else it is made present on the
+// local engine.
 BuildResult build_image_source(const BuildRequest& request, const BuilderConfig& config);
 
 }  // namespace launch

@@ -19,6 +19,10 @@ void install_builtin_backends(const BuiltinBackends& into) {
   into.builders["noop"] = make_noop_builder;
   into.builders["docker"] = make_docker_builder;
 #endif
+#if LAUNCH_FEATURE_AWS
+  into.runners["sagemaker"] = make_sagemaker_runner;
+  source::register_context_store("s3", make_s3_context_store);
+#endif
 }
 
 }  // namespace launch

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "builder/context_store.hpp"
 #include "launch/builder.hpp"
 #include "launch/runner.hpp"
 #include "launch/transport.hpp"
@@ -20,6 +21,8 @@ std::unique_ptr<Runner> make_local_process_runner(const RunnerContext& context);
 std::unique_ptr<Runner> make_local_container_runner(const RunnerContext& context);  // DOCKER
 std::unique_ptr<Builder> make_noop_builder(const BuilderConfig& config);            // DOCKER
 std::unique_ptr<Builder> make_docker_builder(const BuilderConfig& config);          // DOCKER
+std::unique_ptr<Runner> make_sagemaker_runner(const RunnerContext& context);        // AWS
+std::unique_ptr<source::ContextStore> make_s3_context_store(const std::string& url);  // AWS
 
 }  // namespace launch
 

@@ -6,6 +6,10 @@
 #include <fmt/format.h>
 
 #include "http/auth.hpp"
+#include "launch/features.h"
+#if LAUNCH_FEATURE_AWS
+#include "aws/ecr.hpp"
+#endif
 #include "http/client.hpp"
 #include "launch/error.hpp"
 #include "util/base64.hpp"
@@ -74,6 +78,10 @@ bool is_loopback(const std::string& registry) {
 }  // namespace
 
 std::optional<Credentials> registry_credentials(const std::string& registry) {
+#if LAUNCH_FEATURE_AWS
+  // ECR: "AWS" and a GetAuthorizationToken token, no docker login needed.
+  if (aws::parse_ecr_registry(registry)) return aws::ecr_credentials(registry);
+#endif
   return http::docker_credentials(registry);
 }
 
@@ -159,6 +167,11 @@ std::string registry_token(http::Client& client, const ImageRef& ref,
 }  // namespace
 
 bool registry_has_manifest(const ImageRef& ref) {
+#if LAUNCH_FEATURE_AWS
+  if (ref.digest.empty() && aws::parse_ecr_registry(ref.registry)) {
+    return aws::ecr_image_exists(ref.registry, ref.repository, ref.tag);
+  }
+#endif
   std::string host = ref.registry == "docker.io" ? "registry-1.docker.io" : ref.registry;
   std::string scheme = is_loopback(ref.registry) ? "http" : "https";
   http::Request head;

@@ -17,6 +17,21 @@ constexpr int kMaxNesting = 64;
 // "billion laughs" of a few hundred bytes that would expand to gigabytes).
 constexpr std::size_t kMaxYamlExpandedBytes = 1u << 20;
 
+// SageMaker's own limits on a training job (CreateTrainingJob in the
+// SageMaker API reference), checked before the job is sent so the error
+// names the variable or argument.
+constexpr std::size_t kSageMakerMaxEnvironment = 48;
+constexpr std::size_t kSageMakerMaxEnvironmentKey = 512;
+constexpr std::size_t kSageMakerMaxEnvironmentValue = 512;
+constexpr std::size_t kSageMakerMaxEntrypoint = 10;
+constexpr std::size_t kSageMakerMaxArguments = 100;
+constexpr std::size_t kSageMakerMaxArgument = 256;
+constexpr std::size_t kSageMakerMaxJobName = 63;
+constexpr std::size_t kSageMakerMaxImage = 255;
+// How much of a job's CloudWatch log one poll copies at most, so a job
+// that floods its log cannot hold the agent's worker.
+constexpr int kCloudWatchMaxPagesPerPoll = 50;
+
 }  // namespace limits
 }  // namespace launch
 

@@ -1,0 +1,136 @@
+#include "aws/ecr.hpp"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include <fmt/format.h>
+
+#include "aws/json_api.hpp"
+#include "http/aws_credentials.hpp"
+#include "launch/error.hpp"
+#include "util/base64.hpp"
+
+namespace launch {
+namespace aws {
+
+namespace {
+
+struct Cached {
+  http::RegistryCredentials creds;
+  std::chrono::system_clock::time_point refresh_at;
+};
+
+std::mutex cache_mu;
+std::map<std::string, Cached> cache;
+int fetches = 0;
+
+bool all_digits(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+EcrRegistry require_ecr(const std::string& host) {
+  auto r = parse_ecr_registry(host);
+  if (!r) throw Error(Errc::invalid, fmt::format("{:?} is not an ECR registry", host));
+  return *r;
+}
+
+}  // namespace
+
+std::optional<EcrRegistry> parse_ecr_registry(const std::string& host) {
+  // <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]
+  std::string h = host.substr(0, host.find('/'));
+  std::vector<std::string> parts;
+  std::size_t i = 0;
+  while (i <= h.size()) {
+    std::size_t j = h.find('.', i);
+    if (j == std::string::npos) j = h.size();
+    parts.push_back(h.substr(i, j - i));
+    i = j + 1;
+  }
+  bool cn = parts.size() == 7 && parts[6] == "cn";
+  if (parts.size() != 6 && !cn) return std::nullopt;
+  if (!all_digits(parts[0]) || parts[0].size() != 12 || parts[1] != "dkr" ||
+      (parts[2] != "ecr" && parts[2] != "ecr-fips") || parts[4] != "amazonaws" ||
+      parts[5] != "com" || parts[3].empty()) {
+    return std::nullopt;
+  }
+  return EcrRegistry{parts[0], parts[3]};
+}
+
+http::RegistryCredentials ecr_credentials(const std::string& host) {
+  EcrRegistry reg = require_ecr(host);
+  std::lock_guard<std::mutex> lock(cache_mu);
+  auto now = std::chrono::system_clock::now();
+  auto it = cache.find(host);
+  if (it != cache.end() && now < it->second.refresh_at) return it->second.creds;
+
+  JsonApi ecr(kEcr, http::default_aws_credentials(), reg.region);
+  std::string body = fmt::format("{{\"registryIds\":[\"{}\"]}}", reg.account);
+  json::Document d = ecr.call("GetAuthorizationToken", body);
+  ++fetches;
+  std::string what = "ECR GetAuthorizationToken answer";
+  auto data = d.FindMember("authorizationData");
+  if (data == d.MemberEnd() || !data->value.IsArray() || data->value.Empty()) {
+    throw Error(Errc::io, what + ": no authorizationData");
+  }
+  const json::Value& first = data->value[0];
+  std::string plain = util::base64_decode(json::get_string(first, "authorizationToken", what));
+  auto colon = plain.find(':');
+  if (colon == std::string::npos) {
+    throw Error(Errc::io, what + ": the token is not base64 of user:password");
+  }
+  Cached c;
+  c.creds.username = plain.substr(0, colon);
+  c.creds.password = plain.substr(colon + 1);
+  // expiresAt: epoch seconds (a JSON number, as AWS's JSON protocol sends
+  // timestamps). Without one, a token is kept for an hour.
+  auto exp = first.FindMember("expiresAt");
+  auto expires = now + std::chrono::hours(1);
+  if (exp != first.MemberEnd() && exp->value.IsNumber()) {
+    expires = std::chrono::system_clock::time_point(std::chrono::duration_cast<
+        std::chrono::system_clock::duration>(std::chrono::duration<double>(exp->value.GetDouble())));
+  }
+  auto margin = std::min<std::chrono::system_clock::duration>((expires - now) / 4,
+                                                              std::chrono::minutes(5));
+  c.refresh_at = expires - margin;
+  cache[host] = c;
+  return c.creds;
+}
+
+bool ecr_image_exists(const std::string& host, const std::string& repository,
+                      const std::string& tag) {
+  EcrRegistry reg = require_ecr(host);
+  JsonApi ecr(kEcr, http::default_aws_credentials(), reg.region);
+  rapidjson::Document q(rapidjson::kObjectType);
+  auto& a = q.GetAllocator();
+  q.AddMember("registryId", json::str(reg.account, a), a);
+  q.AddMember("repositoryName", json::str(repository, a), a);
+  json::Value ids(rapidjson::kArrayType);
+  json::Value id(rapidjson::kObjectType);
+  id.AddMember("imageTag", json::str(tag, a), a);
+  ids.PushBack(id, a);
+  q.AddMember("imageIds", ids, a);
+  try {
+    json::Document d = ecr.call("DescribeImages", json::dump(q));
+    auto details = d.FindMember("imageDetails");
+    return details != d.MemberEnd() && details->value.IsArray() && !details->value.Empty();
+  } catch (const AwsError& e) {
+    if (e.type() == "ImageNotFoundException" || e.type() == "RepositoryNotFoundException") {
+      return false;
+    }
+    throw;
+  }
+}
+
+int ecr_token_fetches() {
+  std::lock_guard<std::mutex> lock(cache_mu);
+  return fetches;
+}
+
+}  // namespace aws
+}  // namespace launch

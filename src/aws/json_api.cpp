@@ -1,0 +1,70 @@
+#include "aws/json_api.hpp"
+
+#include <fmt/format.h>
+
+#include "http/aws_credentials.hpp"
+#include "launch/error.hpp"
+
+namespace launch {
+namespace aws {
+
+const JsonService kSageMaker{"SAGEMAKER", "api.sagemaker", "sagemaker", "SageMaker", "1.1"};
+const JsonService kCloudWatchLogs{"CLOUDWATCH_LOGS", "logs", "logs", "Logs_20140328", "1.1"};
+const JsonService kEcr{"ECR", "api.ecr", "ecr", "AmazonEC2ContainerRegistry_V20150921", "1.1"};
+
+namespace {
+
+http::ClientOptions client_options() {
+  http::ClientOptions o;
+  o.timeout_ms = 60000;
+  return o;
+}
+
+}  // namespace
+
+JsonApi::JsonApi(const JsonService& service,
+                 std::shared_ptr<http::AwsCredentialsProvider> provider,
+                 const std::string& region)
+    : service_(service),
+      endpoint_(http::aws_endpoint(service.endpoint_env, service.host_prefix, region)),
+      client_(client_options()) {
+  http::SigV4Options o;
+  o.region = region;
+  o.service = service.signing_name;
+  auth_ = std::make_shared<http::SigV4Auth>(std::move(provider), o);
+}
+
+json::Document JsonApi::call(const std::string& operation, const std::string& body) {
+  http::Request r;
+  r.method = "POST";
+  r.url = endpoint_ + "/";
+  r.headers.set("X-Amz-Target", std::string(service_.target_prefix) + "." + operation);
+  r.headers.set("Content-Type", std::string("application/x-amz-json-") + service_.json_version);
+  r.body = body;
+  r.auth = auth_;
+  http::Response resp = client_.send(r, true);
+  if (!resp.ok()) {
+    http::HttpError e = http::status_error(resp);
+    // "ValidationException", or "prefix#ValidationException:more".
+    std::string type = resp.headers.get("x-amzn-ErrorType").value_or("");
+    if (type.empty() && !resp.body.empty() && resp.body[0] == '{') {
+      rapidjson::Document d;
+      d.Parse(resp.body.c_str());
+      if (d.IsObject() && d.HasMember("__type") && d["__type"].IsString()) {
+        type = d["__type"].GetString();
+      }
+    }
+    type = type.substr(0, type.find(':'));
+    if (type.find('#') != std::string::npos) type = type.substr(type.find('#') + 1);
+    throw AwsError(http::HttpError(e.code(),
+                                   fmt::format("{} {}: {}", service_.target_prefix, operation,
+                                               e.what()),
+                                   e.method(), e.url(), e.status(), e.server_message()),
+                   type);
+  }
+  return json::parse(resp.body.empty() ? "{}" : resp.body,
+                     fmt::format("{} {} answer", service_.target_prefix, operation));
+}
+
+}  // namespace aws
+}  // namespace launch

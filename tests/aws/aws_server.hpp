@@ -1,0 +1,164 @@
+// The aws suite's test server (server.py beside this file), one per test
+// binary: a child /usr/bin/python3 (Debian's, which has python3-botocore)
+// on 127.0.0.1, exiting when its stdin closes, which happens when this
+// process ends, however it ends. EnvScope points the AWS endpoints at it.
+#ifndef LAUNCH_TESTS_AWS_AWS_SERVER_HPP
+#define LAUNCH_TESTS_AWS_AWS_SERVER_HPP
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include <rapidjson/document.h>
+
+#include "http/client.hpp"
+
+extern char** environ;
+
+namespace aws_test {
+
+constexpr const char* kAccessKey = "AKIDLAUNCHTEST";
+constexpr const char* kSecretKey = "launch/test/secret/key";
+constexpr const char* kWebToken = "eyJ-web-identity-token";
+constexpr const char* kContainerToken = "container-auth-token";
+
+// Sets an environment variable (or unsets it, for nullptr) for a scope.
+class EnvScope {
+ public:
+  EnvScope(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    if (value != nullptr) {
+      setenv(name, value, 1);
+    } else {
+      unsetenv(name);
+    }
+  }
+  EnvScope(const char* name, const std::string& value) : EnvScope(name, value.c_str()) {}
+  ~EnvScope() {
+    if (had_) {
+      setenv(name_, old_.c_str(), 1);
+    } else {
+      unsetenv(name_);
+    }
+  }
+  EnvScope(const EnvScope&) = delete;
+  EnvScope& operator=(const EnvScope&) = delete;
+
+ private:
+  const char* name_;
+  bool had_ = false;
+  std::string old_;
+};
+
+class Server {
+ public:
+  static Server& get() {
+    static Server server;
+    return server;
+  }
+  std::string url(const std::string& path = "") const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+
+  // Temporary credentials issued from now on live this long.
+  void set_lifetime(int seconds) { post("/_test/config", "{\"lifetime\":" + std::to_string(seconds) + "}"); }
+  void post(const std::string& path, const std::string& body) {
+    launch::http::Client c;
+    launch::http::Request r;
+    r.method = "POST";
+    r.url = url(path);
+    r.body = body;
+    c.send(r);
+  }
+  // {"issued": {...}, "denied": [...], "invalid": [...], "calls": [...], "jobs": {...}}
+  rapidjson::Document state() const {
+    launch::http::Client c;
+    launch::http::Request r;
+    r.url = url("/_test/state");
+    rapidjson::Document d;
+    d.Parse(c.send(r).body.c_str());
+    return d;
+  }
+
+ private:
+  Server() {
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+      throw std::runtime_error("pipe failed");
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    std::string script = std::string(LAUNCH_TEST_DATA) + "/../aws/server.py";
+    const char* argv[] = {"/usr/bin/python3", script.c_str(), kAccessKey, kSecretKey,
+                          kWebToken, kContainerToken, nullptr};
+    int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, const_cast<char**>(argv), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    if (rc != 0) throw std::runtime_error("cannot start /usr/bin/python3 for the AWS test server");
+    stdin_ = in[1];
+    std::string line;
+    char c;
+    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    close(out[0]);
+    rapidjson::Document doc;
+    doc.Parse(line.c_str());
+    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("port")) {
+      stop();
+      throw std::runtime_error("the AWS test server did not start: \"" + line + "\"");
+    }
+    port_ = doc["port"].GetInt();
+  }
+  ~Server() { stop(); }
+  void stop() {
+    if (stdin_ >= 0) close(stdin_);
+    stdin_ = -1;
+    if (pid_ > 0) {
+      int status = 0;
+      waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+  }
+
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  int port_ = 0;
+};
+
+// Every AWS endpoint at the test server, a region, and no stray source of
+// credentials from the machine running the tests.
+struct Environment {
+  Server& server = Server::get();
+  EnvScope endpoint{"AWS_ENDPOINT_URL", server.url()};
+  EnvScope region{"AWS_REGION", "us-east-1"};
+  EnvScope no_config{"AWS_CONFIG_FILE", "/nonexistent/aws-config"};
+  EnvScope no_creds{"AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"};
+  EnvScope no_profile{"AWS_PROFILE", nullptr};
+  EnvScope no_key{"AWS_ACCESS_KEY_ID", nullptr};
+  EnvScope no_secret{"AWS_SECRET_ACCESS_KEY", nullptr};
+  EnvScope no_token{"AWS_SESSION_TOKEN", nullptr};
+  EnvScope no_web{"AWS_WEB_IDENTITY_TOKEN_FILE", nullptr};
+  EnvScope no_role{"AWS_ROLE_ARN", nullptr};
+  EnvScope no_full{"AWS_CONTAINER_CREDENTIALS_FULL_URI", nullptr};
+  EnvScope no_rel{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", nullptr};
+  EnvScope no_imds{"AWS_EC2_METADATA_DISABLED", "true"};
+};
+
+// Long-term keys the server knows, in the environment.
+struct WithKeys : Environment {
+  EnvScope key{"AWS_ACCESS_KEY_ID", kAccessKey};
+  EnvScope secret{"AWS_SECRET_ACCESS_KEY", kSecretKey};
+};
+
+}  // namespace aws_test
+
+#endif
