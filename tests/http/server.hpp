@@ -54,8 +54,9 @@ class Server {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    std::string here = __FILE__;
-    std::string script = here.substr(0, here.rfind('/')) + "/data/server.py";
+    // From the source tree's absolute path, not __FILE__ (which a compiler
+    // cache may make relative to the build directory).
+    std::string script = std::string(LAUNCH_TEST_SOURCE_DIR) + "/http/data/server.py";
     std::string d = dir_.path();
     char* argv[] = {const_cast<char*>("python3"), const_cast<char*>(script.c_str()),
                     const_cast<char*>(d.c_str()), nullptr};
