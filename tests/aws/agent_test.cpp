@@ -120,7 +120,8 @@ TEST_CASE("agent: a spot interruption requeues the item; the resumed run complet
   for (const auto& e : h.events) requeued = requeued || (e.item_id == id && e.state == ItemState::pending);
   CHECK(requeued);
   // Two training jobs, the second named for the resumed run.
-  auto jobs = h.env.server.state()["jobs"].GetObject();
+  rapidjson::Document state = h.env.server.state();  // keeps the values below alive
+  auto jobs = state["jobs"].GetObject();
   int of_this_run = 0;
   for (const auto& m : jobs) {
     std::string name = m.name.GetString();

@@ -18,7 +18,8 @@ constexpr const char* kHost = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
 int calls_of(const char* op) {
   int n = 0;
-  for (const auto& c : aws_test::Server::get().state()["calls"].GetArray()) {
+  rapidjson::Document state = aws_test::Server::get().state();
+  for (const auto& c : state["calls"].GetArray()) {
     n += std::string(c.GetString()) == op;
   }
   return n;

@@ -143,7 +143,8 @@ TEST_CASE("W&B's snake_case config reaches SageMaker in its own names") {
       "hyper_parameters": {"learning_rate": "0.1"}}})");
   auto run = sagemaker()->submit(job);
   CHECK(run->wait(seconds(60)).phase == RunPhase::finished);
-  const auto& sent = env.server.state()["jobs"][run->id().c_str()];
+  rapidjson::Document state = env.server.state();
+  const auto& sent = state["jobs"][run->id().c_str()];
   CHECK(sent["ResourceConfig"]["VolumeSizeInGB"].GetInt() == 10);
   CHECK(sent["StoppingCondition"]["MaxRuntimeInSeconds"].GetInt() == 600);
   CHECK(sent["HyperParameters"].HasMember("learning_rate"));  // the user's keys stay
@@ -172,7 +173,8 @@ TEST_CASE("cancel stops the job with StopTrainingJob; it ends stopped") {
   RunStatus st = run->wait(seconds(60));
   CHECK(st.phase == RunPhase::stopped);
   bool stopped = false;
-  for (const auto& c : env.server.state()["calls"].GetArray()) {
+  rapidjson::Document state = env.server.state();
+  for (const auto& c : state["calls"].GetArray()) {
     stopped = stopped || std::string(c.GetString()) == "sagemaker.StopTrainingJob";
   }
   CHECK(stopped);
