@@ -1,13 +1,13 @@
 #include "http/auth.hpp"
 
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "launch/error.hpp"
 #include "util/base64.hpp"
+#include "util/fs.hpp"
 #include "util/json.hpp"
 #include "util/process.hpp"
 
@@ -88,12 +88,10 @@ std::optional<RegistryCredentials> from_helper(const std::string& helper,
 
 std::optional<RegistryCredentials> docker_credentials(const std::string& registry) {
   std::string path = docker_config_path();
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
+  std::optional<std::string> text = util::read_file(path);
+  if (!text) return std::nullopt;
   std::string what = "docker config " + path;
-  auto doc = json::parse_object(ss.str(), what);
+  auto doc = json::parse_object(*text, what);
   std::string want = normalize_registry(registry);
 
   // A helper for this registry, else the default store; when one is set the

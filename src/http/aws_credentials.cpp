@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 #include "util/json.hpp"
+#include "util/fs.hpp"
 #include "util/user.hpp"
 
 namespace launch {
@@ -34,14 +34,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-std::optional<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string home_file(const char* env_name, const char* rel) {
   std::string v = env(env_name);
   if (!v.empty()) return v;
@@ -53,7 +45,7 @@ std::string home_file(const char* env_name, const char* rel) {
 std::map<std::string, std::map<std::string, std::string>> read_ini(const std::string& path,
                                                                    bool config) {
   std::map<std::string, std::map<std::string, std::string>> out;
-  auto text = read_file(path);
+  auto text = util::read_file(path);
   if (!text) return out;
   std::istringstream in(*text);
   std::string line, section;
@@ -328,7 +320,7 @@ std::shared_ptr<AwsCredentialsProvider> aws_web_identity_credentials(
   std::string name = session_name(session);
   std::string what = "STS AssumeRoleWithWebIdentity " + role_arn;
   return std::make_shared<RefreshingAwsCredentials>(what, [=]() {
-    auto token = read_file(token_file);
+    auto token = util::read_file(token_file);
     if (!token) {
       throw Error(Errc::io, fmt::format("{}: cannot read the web identity token file {}", what,
                                         token_file));
@@ -420,7 +412,7 @@ std::shared_ptr<AwsCredentialsProvider> aws_container_credentials() {
     std::string token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     std::string token_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
     if (!token_file.empty()) {
-      auto t = read_file(token_file);
+      auto t = util::read_file(token_file);
       if (!t) throw Error(Errc::io, fmt::format("{}: cannot read {}", what, token_file));
       token = trim(*t);
     }

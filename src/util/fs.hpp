@@ -2,6 +2,7 @@
 #ifndef LAUNCH_SRC_UTIL_FS_HPP
 #define LAUNCH_SRC_UTIL_FS_HPP
 
+#include <optional>
 #include <string>
 
 namespace launch {
@@ -14,6 +15,14 @@ void make_directories(const std::string& path);
 
 // The directory part of `path` ("" for a bare name, "/" for "/x").
 std::string parent_path(const std::string& path);
+
+// Replaces `path` with `text` so that a crash or a full disk leaves either
+// the old file or the new one, never half of either: written to a sibling,
+// flushed to disk, then renamed over it. Errc::io naming the file.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+// The whole of `path`; nullopt when it does not exist. Errc::io otherwise.
+std::optional<std::string> read_file(const std::string& path);
 
 // A fresh directory under $TMPDIR (else /tmp), removed with everything in
 // it when this goes away. Errc::io when it cannot be made.
