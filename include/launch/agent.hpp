@@ -87,6 +87,13 @@ enum class StopMode {
   cancel,  // stop claiming; cancel running jobs and put their items back
 };
 
+// An agent's id is stable across restarts (same host, LAUNCH_HOME,
+// transport, entity and queues), so a restarted agent finds what it held:
+// runs its runner can follow again, and the reports the store could not
+// take before (unreachable, disk full). Those are kept in order in
+// $LAUNCH_HOME/agents/<id>.reports, retried with backoff while the agent
+// runs (the item's lease renewed meanwhile) and by its next start, until
+// they land: a run that ended is never left to its lease and run again.
 class LAUNCH_EXPORT Agent {
  public:
   Agent(AgentConfig config, std::shared_ptr<Transport> transport);

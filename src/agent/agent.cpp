@@ -31,6 +31,7 @@
 #include <rapidjson/writer.h>
 
 #include "agent/gpu_pool.hpp"
+#include "agent/report_journal.hpp"
 #include "agent/runner_calls.hpp"
 #include "core/resolve.hpp"
 #include "launch/agent.hpp"
@@ -61,6 +62,10 @@ constexpr milliseconds kRunPoll{100};
 // Worker threads for runners that may block: one per job slot and one for a
 // call whose item was dropped meanwhile, at most this many.
 constexpr int kMaxRunnerThreads = 16;
+// How soon a report the store did not take is tried again: doubling from
+// the first to the second while it keeps failing.
+constexpr milliseconds kMinReportBackoff{500};
+constexpr milliseconds kMaxReportBackoff{30000};
 
 std::uint64_t fnv1a(const std::string& s) {
   std::uint64_t h = 1469598103934665603ull;
@@ -156,6 +161,11 @@ struct Agent::Impl {
   clock::time_point last_heartbeat{};
   clock::time_point next_expire{};
   clock::time_point next_claim_poll{};
+  // Reports the store did not take yet, and when to try them again.
+  std::unique_ptr<ReportJournal> journal;
+  std::string journal_warning;
+  milliseconds report_backoff = kMinReportBackoff;
+  clock::time_point next_report_retry = clock::time_point::max();
 
   ~Impl() {
     // Calls in progress are waited for first: they use the runners and runs.
@@ -295,16 +305,70 @@ struct Agent::Impl {
   }
 
   // ---- item endings. Each reports to the transport and frees what the
-  // item held; a transport refusal (a lease lost meanwhile) is logged.
+  // item held. A refusal of the report itself (a lease lost meanwhile) is
+  // logged; a store that cannot take it now (unreachable, disk full) does
+  // not lose it: it is kept in the journal and retried, in order, until it
+  // lands — also by the next start of this agent — so a finished job is
+  // never left to run again when its lease runs out.
 
-  template <typename Fn>
-  void report(const std::string& item_id, Fn&& fn, const std::string& message = "") {
-    try {
-      QueueItem item = fn();
-      emit(item, message);
-    } catch (const Error& e) {
-      note(LogLevel::warn, fmt::format("item {}: cannot report: {}", item_id, e.what()));
+  static PendingReport ending(PendingReport::Kind kind, const std::string& item_id) {
+    PendingReport r;
+    r.kind = kind;
+    r.item_id = item_id;
+    return r;
+  }
+
+  void report(PendingReport r) {
+    if (!journal->empty()) flush_reports();
+    if (!journal->empty()) {
+      keep(std::move(r), "earlier reports are still waiting");
+      return;
     }
+    try {
+      emit(r.deliver(*transport, id), r.message);
+    } catch (const Error& e) {
+      if (report_may_heal(e.code())) {
+        keep(std::move(r), e.what());
+      } else {
+        note(LogLevel::warn, fmt::format("item {}: cannot report: {}", r.item_id, e.what()));
+      }
+    }
+  }
+
+  void keep(PendingReport r, const std::string& why) {
+    note(LogLevel::warn, fmt::format("item {}: cannot report yet: {}; kept to retry", r.item_id,
+                                     why));
+    if (auto err = journal->push(std::move(r))) {
+      note(LogLevel::warn, fmt::format("cannot save the report journal: {}; the report is kept "
+                                       "in memory only",
+                                       *err));
+    }
+    next_report_retry = std::min(next_report_retry, clock::now() + report_backoff);
+  }
+
+  // Delivers kept reports, oldest first, until one cannot land yet.
+  void flush_reports() {
+    while (!journal->empty()) {
+      PendingReport r = journal->reports().front();
+      try {
+        QueueItem item = r.deliver(*transport, id);
+        note(LogLevel::info, fmt::format("item {}: a kept report was delivered", r.item_id));
+        emit(item, r.message);
+      } catch (const Error& e) {
+        if (report_may_heal(e.code())) {
+          report_backoff = std::min(report_backoff * 2, kMaxReportBackoff);
+          next_report_retry = clock::now() + report_backoff;
+          return;
+        }
+        note(LogLevel::warn,
+             fmt::format("item {}: a kept report was refused, dropped: {}", r.item_id, e.what()));
+      }
+      if (auto err = journal->pop()) {
+        note(LogLevel::warn, fmt::format("cannot save the report journal: {}", *err));
+      }
+    }
+    report_backoff = kMinReportBackoff;
+    next_report_retry = clock::time_point::max();
   }
 
   void forget(const std::string& item_id) {
@@ -327,14 +391,15 @@ struct Agent::Impl {
         return;
       }
     }
-    report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
+    report(ending(PendingReport::Kind::confirm_stopped, item_id));
   }
 
   void fail(const std::string& item_id, ErrorStage stage, const std::string& message,
             std::optional<int> exit_code = std::nullopt) {
-    report(item_id, [&] {
-      return transport->fail(item_id, id, ItemError{stage, message}, exit_code);
-    });
+    PendingReport r = ending(PendingReport::Kind::fail, item_id);
+    r.error = ItemError{stage, message};
+    r.exit_code = exit_code;
+    report(std::move(r));
     forget(item_id);
   }
 
@@ -342,7 +407,7 @@ struct Agent::Impl {
   void end_early(Active& a, ErrorStage stage, const std::string& message) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
+      report(ending(PendingReport::Kind::confirm_stopped, item_id));
       forget(item_id);
     } else if (a.releasing) {
       release(item_id);
@@ -360,25 +425,33 @@ struct Agent::Impl {
     int held = static_cast<int>(active.size() - 1 + claimed_early.size());
     bool refill = want_claim && !stopping() && !queues.empty() &&
                   (config.max_jobs < 0 || held < config.max_jobs);
-    if (!refill) {
-      report(item_id, [&] { return transport->finish(item_id, id, exit_code); });
+    PendingReport done = ending(PendingReport::Kind::finish, item_id);
+    done.exit_code = exit_code;
+    if (!refill || !journal->empty()) {
+      report(std::move(done));
       return;
     }
     std::size_t qi = next_queue % queues.size();
-    report(item_id, [&] {
+    try {
       FinishAndClaim r = transport->finish_and_claim(item_id, id, exit_code, {queues[qi]});
       if (r.next) {
         next_queue = qi + 1;
         claimed_early.push_back(std::move(*r.next));
       }
-      return r.finished;
-    });
+      emit(r.finished);
+    } catch (const Error& e) {
+      if (report_may_heal(e.code())) {
+        keep(std::move(done), e.what());
+      } else {
+        note(LogLevel::warn, fmt::format("item {}: cannot report: {}", item_id, e.what()));
+      }
+    }
   }
 
   void run_ended(Active& a, const RunStatus& st) {
     std::string item_id = a.item.id;
     if (a.cancel_requested) {
-      report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
+      report(ending(PendingReport::Kind::confirm_stopped, item_id));
     } else if (a.releasing) {
       release(item_id);
     } else {
@@ -386,10 +459,13 @@ struct Agent::Impl {
         case RunPhase::finished:
           finish(a, st.exit_code.value_or(0));
           break;
-        case RunPhase::preempted:
-          report(item_id, [&] { return transport->requeue(item_id, id, RequeueReason::preempted); },
-                 st.message.empty() ? "preempted" : "preempted: " + st.message);
+        case RunPhase::preempted: {
+          PendingReport r = ending(PendingReport::Kind::requeue, item_id);
+          r.reason = RequeueReason::preempted;
+          r.message = st.message.empty() ? "preempted" : "preempted: " + st.message;
+          report(std::move(r));
           break;
+        }
         case RunPhase::stopped:
         case RunPhase::failed:
         case RunPhase::running: {
@@ -399,9 +475,10 @@ struct Agent::Impl {
                   : st.exit_code ? fmt::format("exited with code {}", *st.exit_code)
                                  : "the run failed";
           }
-          report(item_id, [&] {
-            return transport->fail(item_id, id, ItemError{ErrorStage::run, msg}, st.exit_code);
-          });
+          PendingReport r = ending(PendingReport::Kind::fail, item_id);
+          r.error = ItemError{ErrorStage::run, msg};
+          r.exit_code = st.exit_code;
+          report(std::move(r));
           break;
         }
       }
@@ -700,6 +777,14 @@ struct Agent::Impl {
     note(LogLevel::info,
          fmt::format("started (queues {}, max_jobs {}, GPUs {}, transport {})", queue_list(),
                      config.max_jobs, gpus.size(), transport->uri()));
+    if (!journal_warning.empty()) {
+      note(LogLevel::warn, fmt::format("report journal: {}", journal_warning));
+    }
+    if (!journal->empty()) {
+      note(LogLevel::info, fmt::format("{} reports kept by an earlier run of this agent",
+                                       journal->size()));
+      flush_reports();
+    }
     reattach();
     auto now = clock::now();
     next_heartbeat = now + heartbeat_interval();
@@ -728,6 +813,8 @@ struct Agent::Impl {
     for (auto& item : held) {
       if (is_terminal(item.state) || item.state == ItemState::pending) continue;
       if (item.agent_id != id) continue;
+      // Its run ended before the restart; the kept report says how.
+      if (journal->holds(item.id)) continue;
       std::string item_id = item.id;
       Active& a = active[item_id];
       a.item = item;
@@ -759,12 +846,11 @@ struct Agent::Impl {
     if (error) note(LogLevel::warn, fmt::format("item {}: reattach failed: {}", item_id, *error));
     if (!run) {
       if (a.cancel_requested) {
-        report(item_id, [&] { return transport->confirm_stopped(item_id, id); });
+        report(ending(PendingReport::Kind::confirm_stopped, item_id));
       } else {
-        report(item_id, [&] {
-          return transport->fail(item_id, id,
-                                 ItemError{ErrorStage::agent, "agent restarted; run lost"});
-        });
+        PendingReport r = ending(PendingReport::Kind::fail, item_id);
+        r.error = ItemError{ErrorStage::agent, "agent restarted; run lost"};
+        report(std::move(r));
       }
       forget(item_id);
       return;
@@ -910,13 +996,18 @@ struct Agent::Impl {
   }
 
   milliseconds heartbeat_interval() const {
-    if (!active.empty()) return kBusyHeartbeat;
+    if (!active.empty() || !journal->empty()) return kBusyHeartbeat;
     return milliseconds(10000);
   }
 
   void heartbeat() {
     std::vector<std::string> ids;
     for (const auto& kv : active) ids.push_back(kv.first);
+    // An item whose ending is kept keeps its lease while the store answers
+    // heartbeats, so it is not handed out again before its report lands.
+    for (const auto& r : journal->reports()) {
+      if (!active.count(r.item_id)) ids.push_back(r.item_id);
+    }
     HeartbeatReply reply;
     try {
       reply = transport->heartbeat(id, ids);
@@ -958,6 +1049,7 @@ struct Agent::Impl {
 
   void timers() {
     auto now = clock::now();
+    if (!journal->empty() && now >= next_report_retry) flush_reports();
     if (now >= next_heartbeat) {
       want_claim = true;  // a safety net for a wake-up the transport missed
       heartbeat();
@@ -1016,6 +1108,7 @@ struct Agent::Impl {
       }
     }
     if (next_expire < until) until = next_expire;
+    if (next_report_retry < until) until = next_report_retry;
     if (notify < 0 && claiming && next_claim_poll < until) until = next_claim_poll;
     auto left = std::chrono::duration_cast<milliseconds>(until - now);
     if (unwatched) left = std::min(left, kRunPoll);
@@ -1057,6 +1150,13 @@ struct Agent::Impl {
     timers();
     if (want_claim && !stopping()) claim_work();
     if (stopping() && active.empty()) {
+      if (!journal->empty()) flush_reports();
+      if (!journal->empty()) {
+        note(LogLevel::warn,
+             fmt::format("{} reports could not be delivered; the next start of this agent "
+                         "delivers them",
+                         journal->size()));
+      }
       finished = true;
       register_status(AgentStatus::stopped);
       note(LogLevel::info, "stopped");
@@ -1093,6 +1193,8 @@ Agent::Agent(AgentConfig config, std::shared_ptr<Transport> transport)
   util::make_directories(m.home);
   m.choose_id();
   m.record.id = m.id;
+  m.journal = std::make_unique<ReportJournal>(m.home + "/agents/" + m.id + ".reports",
+                                              &m.journal_warning);
   m.record.host = m.host;
   m.record.pid = static_cast<int>(::getpid());
   m.record.version = LAUNCH_VERSION_STRING;

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "helpers.hpp"
+#include "support/forwarding_transport.hpp"
 #include "launch/launch.hpp"
 
 using namespace launch;
@@ -192,33 +193,15 @@ TEST_CASE("agent: never runs more than max_jobs at once, as the jobs see it") {
 
 namespace {
 
-// Forwards to another transport, counting claims and finish_and_claim calls.
-class CountingTransport final : public Transport {
+// Counts claims and finish_and_claim calls.
+class CountingTransport final : public launch_test::ForwardingTransport {
  public:
-  explicit CountingTransport(std::shared_ptr<Transport> t) : t_(std::move(t)) {}
+  using ForwardingTransport::ForwardingTransport;
   int claims = 0, refills = 0, refilled = 0;
 
-  std::string uri() const override { return t_->uri(); }
-  void create_queue(const QueueDef& q) override { t_->create_queue(q); }
-  QueueDef get_queue(const QueueRef& r) override { return t_->get_queue(r); }
-  std::vector<QueueDef> list_queues() override { return t_->list_queues(); }
-  void delete_queue(const QueueRef& r) override { t_->delete_queue(r); }
-  std::string push(const QueueRef& q, const JobSpec& s) override { return t_->push(q, s); }
-  QueueItem cancel(const std::string& i) override { return t_->cancel(i); }
-  QueueItem get(const std::string& i) override { return t_->get(i); }
-  std::vector<QueueItem> list(const ItemFilter& f) override { return t_->list(f); }
   std::optional<QueueItem> claim(const std::vector<QueueRef>& q, const std::string& a) override {
     ++claims;
     return t_->claim(q, a);
-  }
-  QueueItem start(const std::string& i, const std::string& a, const std::string& r) override {
-    return t_->start(i, a, r);
-  }
-  HeartbeatReply heartbeat(const std::string& a, const std::vector<std::string>& i) override {
-    return t_->heartbeat(a, i);
-  }
-  QueueItem finish(const std::string& i, const std::string& a, int code) override {
-    return t_->finish(i, a, code);
   }
   FinishAndClaim finish_and_claim(const std::string& i, const std::string& a, int code,
                                   const std::vector<QueueRef>& q) override {
@@ -227,25 +210,6 @@ class CountingTransport final : public Transport {
     if (r.next) ++refilled;
     return r;
   }
-  QueueItem fail(const std::string& i, const std::string& a, const ItemError& e,
-                 std::optional<int> code) override {
-    return t_->fail(i, a, e, code);
-  }
-  QueueItem confirm_stopped(const std::string& i, const std::string& a) override {
-    return t_->confirm_stopped(i, a);
-  }
-  QueueItem requeue(const std::string& i, const std::string& a, RequeueReason w) override {
-    return t_->requeue(i, a, w);
-  }
-  void add_warning(const std::string& i, const std::string& m) override { t_->add_warning(i, m); }
-  int expire_leases() override { return t_->expire_leases(); }
-  void upsert_agent(const AgentRecord& a) override { t_->upsert_agent(a); }
-  std::vector<AgentRecord> list_agents() override { return t_->list_agents(); }
-  int notify_fd() override { return t_->notify_fd(); }
-  void drain_notify() override { t_->drain_notify(); }
-
- private:
-  std::shared_ptr<Transport> t_;
 };
 
 }  // namespace
