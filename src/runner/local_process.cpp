@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -90,8 +91,11 @@ std::string seconds_text(double s) { return fmt::format("{:g}s", s); }
 
 class LocalRun : public Run {
  public:
-  LocalRun(pid_t pid, double timeout_seconds)
-      : pid_(pid), started_(clock::now()), timeout_seconds_(timeout_seconds) {
+  LocalRun(pid_t pid, double timeout_seconds, std::string log_dir)
+      : pid_(pid),
+        started_(clock::now()),
+        timeout_seconds_(timeout_seconds),
+        log_dir_(std::move(log_dir)) {
     pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
   }
@@ -185,13 +189,28 @@ class LocalRun : public Run {
       st.phase = RunPhase::failed;
       st.message = fmt::format("exited with code {}", *st.exit_code);
     }
+    // A job whose output could not be written often fails for that alone
+    // (a shell's echo exits 1 on ENOSPC), and its stderr, on the same file
+    // system, cannot say so.
+    if (st.phase == RunPhase::failed && !cancelled_ && logs_full()) {
+      st.message += fmt::format("; the file system of its logs ({}) is full, so what it "
+                                "wrote to stdout and stderr may be lost",
+                                log_dir_);
+    }
     return st;
+  }
+
+  bool logs_full() const {
+    struct statvfs fs;
+    if (log_dir_.empty() || ::statvfs(log_dir_.c_str(), &fs) != 0) return false;
+    return fs.f_bavail == 0 || fs.f_favail == 0;
   }
 
   pid_t pid_;
   int pidfd_ = -1;
   clock::time_point started_;
   double timeout_seconds_;
+  std::string log_dir_;
   bool reaped_ = false;
   bool cancelled_ = false;
   bool timed_out_ = false;
@@ -290,12 +309,16 @@ class LocalProcessRunner : public Runner {
     int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
+    if (rc == ENOSPC || rc == EDQUOT || rc == EROFS) {
+      throw Error(Errc::io, fmt::format("local-process: cannot create its log files in {}: {}",
+                                        job.log_dir, std::strerror(rc)));
+    }
     if (rc != 0) {
       throw Error(rc == ENOENT || rc == EACCES || rc == ENOEXEC ? Errc::invalid : Errc::io,
                   fmt::format("local-process: cannot start \"{}\": {}", job.argv[0],
                               std::strerror(rc)));
     }
-    return std::make_unique<LocalRun>(pid, config.timeout_seconds);
+    return std::make_unique<LocalRun>(pid, config.timeout_seconds, job.log_dir);
   }
 };
 
