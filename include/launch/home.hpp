@@ -2,7 +2,14 @@
 //
 //   $LAUNCH_HOME/launch.db          the default store (see transport.hpp)
 //   $LAUNCH_HOME/runs/<item id>/    one directory per item: stdout.log,
-//                                   stderr.log, build.log
+//                                   stderr.log, build.log; for local-process
+//                                   runs also what their supervisor
+//                                   (`launch-supervise` in ps) records, so
+//                                   a run outlives a killed agent: its
+//                                   pids, a lock held while it lives, and
+//                                   the job's exit status
+//   $LAUNCH_HOME/agents/<id>.lock   held by the live agent of that id
+//   $LAUNCH_HOME/agents/<id>.reports  its reports the store has not taken
 //
 // LAUNCH_HOME defaults to ~/.local/share/launch.
 #ifndef LAUNCH_HOME_HPP

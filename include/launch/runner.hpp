@@ -83,6 +83,11 @@ class LAUNCH_EXPORT Runner {
   // Finds a run that an earlier agent started for `item` (containers and
   // Jobs carry the item id in a label), or nullptr.
   virtual std::unique_ptr<Run> reattach(const QueueItem& item, const QueueDef& queue);
+  // True when reattach() finding nothing proves that no run was started for
+  // the item (every run is recorded where reattach looks before it starts):
+  // then an item the earlier agent had claimed but not started is started
+  // afresh instead of failing "agent restarted; run lost".
+  virtual bool reattach_finds_every_run() const { return false; }
   // True when jobs need a container image (the agent builds one first).
   virtual bool needs_image() const { return false; }
   // True (the default) when submit, reattach or a run's poll and cancel

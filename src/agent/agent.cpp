@@ -847,6 +847,13 @@ struct Agent::Impl {
     if (!run) {
       if (a.cancel_requested) {
         report(ending(PendingReport::Kind::confirm_stopped, item_id));
+      } else if (!error && a.item.state == ItemState::claimed && a.runner &&
+                 a.runner->reattach_finds_every_run()) {
+        // Claimed, never started: it runs now, as if just claimed.
+        QueueItem item = a.item;
+        forget(item_id);
+        launch_item(std::move(item));
+        return;
       } else {
         PendingReport r = ending(PendingReport::Kind::fail, item_id);
         r.error = ItemError{ErrorStage::agent, "agent restarted; run lost"};

@@ -1,6 +1,9 @@
-// The local-process runner: a job's argv started with posix_spawn (never a
-// shell) in a process group of its own, its output in files, followed
-// through a pidfd so the agent can sleep in poll(2) until it ends.
+// The local-process runner: a job's argv started (never through a shell)
+// in a process group of its own under a supervisor of its own
+// (runner/supervisor.hpp), its output in files, followed through a pidfd
+// so the agent can sleep in poll(2) until it ends. A run outlives an agent
+// that is killed: the agent's next start reattaches to it, or learns how
+// it ended meanwhile, from its run directory.
 //
 // Config keys (the queue's config after templates, merge and macros):
 //   env              object: variables added beneath the job's own env
@@ -11,7 +14,6 @@
 //                    pool, and the run sees them as CUDA_VISIBLE_DEVICES
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -26,6 +28,8 @@
 #include <fmt/format.h>
 
 #include "builtins/factories.hpp"
+#include "launch/home.hpp"
+#include "runner/supervisor.hpp"
 #include "util/json.hpp"
 #include "launch/error.hpp"
 #include "launch/runner.hpp"
@@ -91,48 +95,38 @@ std::string seconds_text(double s) { return fmt::format("{:g}s", s); }
 
 class LocalRun : public Run {
  public:
-  LocalRun(pid_t pid, double timeout_seconds, std::string log_dir)
-      : pid_(pid),
+  LocalRun(std::unique_ptr<Supervised> run, double timeout_seconds, std::string log_dir)
+      : run_(std::move(run)),
         started_(clock::now()),
         timeout_seconds_(timeout_seconds),
-        log_dir_(std::move(log_dir)) {
-    pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (pidfd_ >= 0) ::fcntl(pidfd_, F_SETFD, FD_CLOEXEC);
-  }
+        log_dir_(std::move(log_dir)) {}
 
   ~LocalRun() override {
-    if (!reaped_) {
+    if (!reaped_ && !run_->ended()) {
       // Dropped while running (a lost lease, an agent going away): the run
-      // must not outlive its handle.
-      ::kill(-pid_, SIGKILL);
-      int status = 0;
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
+      // must not outlive its handle. (An agent that is killed drops
+      // nothing: its runs live on under their supervisors.)
+      run_->signal_group(SIGKILL);
+      run_->wait();
     }
-    if (pidfd_ >= 0) ::close(pidfd_);
   }
 
-  std::string id() const override { return std::to_string(pid_); }
-  int wait_fd() const override { return reaped_ ? -1 : pidfd_; }
+  std::string id() const override { return std::to_string(run_->job_pid()); }
+  int wait_fd() const override { return reaped_ ? -1 : run_->wait_fd(); }
 
   RunStatus poll() override {
     if (reaped_) {
       // A stopped run is over once its whole group is: the orphans killed
       // with it are reaped by init, which takes a moment.
       if (group_wait_until_) {
-        if (::kill(-pid_, 0) == 0 && clock::now() < *group_wait_until_) return RunStatus{};
+        if (run_->signal_group(0) && clock::now() < *group_wait_until_) return RunStatus{};
         group_wait_until_.reset();
       }
       return status_;
     }
-    int status = 0;
-    pid_t r;
-    do {
-      r = ::waitpid(pid_, &status, WNOHANG);
-    } while (r < 0 && errno == EINTR);
-    if (r == pid_) {
+    if (run_->ended()) {
       reaped_ = true;
-      status_ = ended(status);
+      status_ = ended(run_->status());
       if (cancelled_ || timed_out_) {
         group_wait_until_ = clock::now() + std::chrono::seconds(2);
         return poll();
@@ -146,7 +140,7 @@ class LocalRun : public Run {
       terminate(std::chrono::seconds(5));
     }
     if (kill_at_ && now >= *kill_at_) {
-      ::kill(-pid_, SIGKILL);
+      run_->signal_group(SIGKILL);
       kill_at_.reset();
     }
     return RunStatus{};
@@ -160,15 +154,22 @@ class LocalRun : public Run {
 
  private:
   void terminate(std::chrono::milliseconds grace) {
-    ::kill(-pid_, SIGTERM);
+    run_->mark_cancelled();
+    run_->signal_group(SIGTERM);
     kill_at_ = clock::now() + grace;
   }
 
-  RunStatus ended(int status) {
+  RunStatus ended(std::optional<int> wait_status) {
     // Whatever the leader left behind in its group goes with it when the
     // run was stopped; a run that ended on its own keeps its children.
-    if (cancelled_ || timed_out_) ::kill(-pid_, SIGKILL);
+    if (cancelled_ || timed_out_) run_->signal_group(SIGKILL);
     RunStatus st;
+    if (!wait_status) {
+      st.phase = cancelled_ ? RunPhase::stopped : RunPhase::failed;
+      st.message = "its supervisor was killed before it recorded how the job ended";
+      return st;
+    }
+    int status = *wait_status;
     if (WIFEXITED(status)) {
       st.exit_code = WEXITSTATUS(status);
     } else if (WIFSIGNALED(status)) {
@@ -192,7 +193,7 @@ class LocalRun : public Run {
     // A job whose output could not be written often fails for that alone
     // (a shell's echo exits 1 on ENOSPC), and its stderr, on the same file
     // system, cannot say so.
-    if (st.phase == RunPhase::failed && !cancelled_ && logs_full()) {
+    if (st.phase == RunPhase::failed && logs_full()) {
       st.message += fmt::format("; the file system of its logs ({}) is full, so what it "
                                 "wrote to stdout and stderr may be lost",
                                 log_dir_);
@@ -206,8 +207,7 @@ class LocalRun : public Run {
     return fs.f_bavail == 0 || fs.f_favail == 0;
   }
 
-  pid_t pid_;
-  int pidfd_ = -1;
+  std::unique_ptr<Supervised> run_;
   clock::time_point started_;
   double timeout_seconds_;
   std::string log_dir_;
@@ -259,73 +259,58 @@ class LocalProcessRunner : public Runner {
       for (int g : job.gpus) devices += (devices.empty() ? "" : ",") + std::to_string(g);
       env["CUDA_VISIBLE_DEVICES"] = devices;
     }
-    std::vector<std::string> env_strings;
-    env_strings.reserve(env.size());
-    for (const auto& kv : env) env_strings.push_back(kv.first + "=" + kv.second);
-    std::vector<char*> envp;
-    for (auto& s : env_strings) envp.push_back(&s[0]);
-    envp.push_back(nullptr);
-    std::vector<std::string> args = job.argv;
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(&a[0]);
-    argv.push_back(nullptr);
-
-    // The child opens (creates) its own log files: creating inodes is most
-    // of a short job's cost, and this way it happens in the child, beside
-    // the agent's loop rather than in it.
-    const std::string out_path = job.log_dir + "/stdout.log";
-    const std::string err_path = job.log_dir + "/stderr.log";
     if (::access(job.log_dir.c_str(), W_OK) != 0) {
       throw Error(Errc::io, fmt::format("local-process: log directory {}: {}", job.log_dir,
                                         std::strerror(errno)));
     }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(),
-                                     O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (!config.working_dir.empty()) {
-      posix_spawn_file_actions_addchdir_np(&actions, config.working_dir.c_str());
+    // A run of this item that is still alive on this host (its agent died,
+    // the lease ran out, and the item came back) is followed, not started
+    // a second time beside it.
+    // One that ended while no agent followed it stands as this attempt's
+    // ending: the job ran to its end once already.
+    if (auto earlier = Supervised::find(job.log_dir, job.item.attempt, true)) {
+      return std::make_unique<LocalRun>(std::move(earlier), config.timeout_seconds,
+                                        job.log_dir);
     }
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    // A group of its own, so cancel reaches every process the job starts;
-    // and none of the agent's signal dispositions or mask.
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD, SIGUSR1, SIGUSR2}) {
-      sigaddset(&defaults, sig);
-    }
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-
-    pid_t pid = 0;
-    int rc = ::posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc == ENOSPC || rc == EDQUOT || rc == EROFS) {
-      throw Error(Errc::io, fmt::format("local-process: cannot create its log files in {}: {}",
-                                        job.log_dir, std::strerror(rc)));
-    }
-    if (rc != 0) {
-      throw Error(rc == ENOENT || rc == EACCES || rc == ENOEXEC ? Errc::invalid : Errc::io,
-                  fmt::format("local-process: cannot start \"{}\": {}", job.argv[0],
-                              std::strerror(rc)));
-    }
-    return std::make_unique<LocalRun>(pid, config.timeout_seconds, job.log_dir);
+    SupervisedJob sj;
+    sj.argv = job.argv;
+    sj.env = std::move(env);
+    sj.working_dir = config.working_dir;
+    sj.run_dir = job.log_dir;
+    sj.attempt = job.item.attempt;
+    return std::make_unique<LocalRun>(Supervised::start(sj), config.timeout_seconds, job.log_dir);
   }
+
+  // A run an earlier agent started for `item`: alive under its supervisor,
+  // or ended while no agent followed it (its exit status recorded).
+  std::unique_ptr<Run> reattach(const QueueItem& item, const QueueDef& queue) override {
+    std::string dir = run_directory(home_, item.id);
+    auto found = Supervised::find(dir, item.attempt);
+    if (!found) return nullptr;
+    // The queue's config as stored may hold template placeholders; a
+    // timeout that cannot be read from it is not applied to the run.
+    double timeout = 0;
+    try {
+      timeout = parse_local_config(queue.config).timeout_seconds;
+    } catch (const Error&) {
+    }
+    return std::make_unique<LocalRun>(std::move(found), timeout, dir);
+  }
+
+  // Its supervisor takes the run directory's lock before the job starts.
+  bool reattach_finds_every_run() const override { return true; }
+
+  explicit LocalProcessRunner(std::string home) : home_(std::move(home)) {}
+
+ private:
+  std::string home_;
 };
 
 }  // namespace
 
-std::unique_ptr<Runner> make_local_process_runner(const RunnerContext&) {
-  return std::make_unique<LocalProcessRunner>();
+std::unique_ptr<Runner> make_local_process_runner(const RunnerContext& ctx) {
+  return std::make_unique<LocalProcessRunner>(ctx.launch_home.empty() ? launch_home()
+                                                                      : ctx.launch_home);
 }
 
 }  // namespace launch
