@@ -6,6 +6,8 @@
 
 #include "launch/error.hpp"
 #include "launch/template.hpp"
+#include "util/process.hpp"
+#include "util/user.hpp"
 
 namespace launch {
 namespace lifecycle {
@@ -192,6 +194,15 @@ bool expire(QueueItem& item, std::int64_t now) {
                          fmt::format("lease of agent \"{}\" expired on attempt {} of {}", lost,
                                      item.attempt, item.max_attempts)};
   return true;
+}
+
+void judge_agent(AgentRecord& agent, std::int64_t now) {
+  if (agent.status != AgentStatus::polling && agent.status != AgentStatus::running) return;
+  if (agent.pid > 0 && agent.host == util::host_name() && !util::process_exists(agent.pid)) {
+    agent.status = AgentStatus::dead;
+  } else if (now - agent.last_seen > static_cast<std::int64_t>(kAgentLeaseSeconds) * 1000) {
+    agent.status = AgentStatus::lost;
+  }
 }
 
 }  // namespace lifecycle

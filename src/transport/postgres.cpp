@@ -554,6 +554,13 @@ class PostgresTransport final : public RecordTransport {
     }
     PQconninfoFree(opts);
     with_retry("open", [&](Conn& c, bool) { migrate(c); });
+    // Items of agents that went away come back whenever anyone opens the
+    // store, not only when an agent starts.
+    try {
+      expire_leases();
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("postgres: cannot expire leases: {}", e.what()));
+    }
   }
 
   ~PostgresTransport() override {
@@ -775,6 +782,7 @@ class PostgresTransport final : public RecordTransport {
 
   std::vector<AgentRecord> list_agents() override {
     std::vector<AgentRecord> out;
+    std::int64_t now = now_ms();
     with_retry("list_agents", [&](Conn& c, bool) {
       Result r = c.run(kListAgents, {});
       out.clear();
@@ -792,6 +800,7 @@ class PostgresTransport final : public RecordTransport {
         a.running_jobs = static_cast<int>(r.num(i, 8));
         a.started_at = r.num(i, 9);
         a.last_seen = r.num(i, 10);
+        lifecycle::judge_agent(a, now);
         out.push_back(a);
       }
     });

@@ -318,6 +318,15 @@ SqliteTransport::SqliteTransport(const std::string& uri) : path_(path_from_uri(u
     sqlite3_close(db_);
     throw;
   }
+  // Items of agents that went away come back whenever anyone opens the
+  // file, not only when an agent starts. A failure here (a read-only file)
+  // leaves them for the next writer.
+  try {
+    expire_leases();
+  } catch (const Error& e) {
+    log(LogLevel::warn, fmt::format("sqlite database {}: cannot expire leases: {}", path_,
+                                    e.what()));
+  }
 }
 
 SqliteTransport::~SqliteTransport() {
@@ -831,6 +840,7 @@ std::vector<AgentRecord> SqliteTransport::list_agents() {
       "SELECT id, host, pid, version, entity, queues, status, max_jobs, running_jobs, "
       "started_at, last_seen FROM agents ORDER BY id");
   std::vector<AgentRecord> out;
+  std::int64_t now = now_ms();
   while (s.step()) {
     AgentRecord a;
     a.id = s.text(0);
@@ -845,6 +855,7 @@ std::vector<AgentRecord> SqliteTransport::list_agents() {
     a.running_jobs = static_cast<int>(s.int64(8));
     a.started_at = s.int64(9);
     a.last_seen = s.int64(10);
+    lifecycle::judge_agent(a, now);
     out.push_back(std::move(a));
   }
   return out;

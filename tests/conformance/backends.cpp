@@ -27,9 +27,12 @@ namespace conformance {
 
 namespace {
 
+// A named store, so that opening `uri` again reaches it (as another
+// handle of sqlite:// or postgres:// does); a fresh name for each case.
 struct MemoryFixture : Fixture {
   MemoryFixture() {
-    uri = "memory://";
+    static int count = 0;
+    uri = "memory://conformance-" + std::to_string(++count);
     transport = launch::open_transport(uri);
   }
 };

@@ -57,6 +57,13 @@ LAUNCH_EXPORT bool lease_expired(const QueueItem& item, std::int64_t now);
 // expired.
 LAUNCH_EXPORT bool expire(QueueItem& item, std::int64_t now);
 
+// The status list_agents() shows for `agent` at `now` (AgentStatus):
+// dead when it said polling or running, runs on this host (its host is
+// this host's name) and its pid no longer exists; else lost when its
+// last_seen is more than kAgentLeaseSeconds old; else what it reported.
+// Every store applies it to the records it reads.
+LAUNCH_EXPORT void judge_agent(AgentRecord& agent, std::int64_t now);
+
 }  // namespace lifecycle
 }  // namespace launch
 
