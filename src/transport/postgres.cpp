@@ -17,7 +17,12 @@
 // Lost connections. Every operation runs in with_retry(): when the server
 // goes away (connection failure, admin/crash shutdown) the connection is
 // dropped and the operation tried again on a fresh one, with exponential
-// backoff, for up to kRetrySeconds; then Errc::io. A statement interrupted
+// backoff, for up to kRetrySeconds; then Errc::io. The first retry of an
+// operation logs one warning, later ones only at debug level. A connection
+// the server refuses for a reason waiting does not cure (SQLSTATE class 28
+// invalid authorization, 3D no such database, 3F no such schema, 42 no
+// privilege; a password needed and not given) is not retried: Errc::io at
+// once, with the server's words. A statement interrupted
 // by a lost connection either committed or not, and the client cannot tell
 // which, so every mutating operation carries a random token generated once
 // per call and kept across its retries:
@@ -44,6 +49,7 @@
 // goes back to pending like any lost agent's item. Its job never ran.
 // launch_pushes rows older than an hour are pruned by expire_leases().
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/random.h>
 #include <libpq-fe.h>
 #include <unistd.h>
@@ -363,6 +369,67 @@ class Params {
 bool is_connection_state(const std::string& sqlstate) {
   return sqlstate.compare(0, 2, "08") == 0 || sqlstate == "57P01" || sqlstate == "57P02" ||
          sqlstate == "57P03";
+}
+
+// Connection failures that waiting does not cure: the server answered, and
+// its answer is about who we are or what we asked for.
+bool never_heals(const std::string& sqlstate) {
+  for (const char* cls : {"28", "3D", "3F", "42"}) {
+    if (sqlstate.compare(0, 2, cls) == 0) return true;
+  }
+  return false;
+}
+
+// libpq's connection error, said in verbose mode ("...failed: FATAL:
+// 3D000: database "x" does not exist\nLOCATION: ..."): the SQLSTATE it
+// carries ("" when the server sent none: refused, unreachable, timed out),
+// and the message as the default mode says it.
+struct ConnectFailure {
+  std::string sqlstate;
+  std::string message;
+};
+
+ConnectFailure parse_connect_failure(const std::string& verbose) {
+  ConnectFailure f;
+  auto is_code_char = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); };
+  std::string text;
+  std::size_t start = 0;
+  while (start < verbose.size()) {
+    std::size_t end = verbose.find('\n', start);
+    if (end == std::string::npos) end = verbose.size();
+    std::string line = verbose.substr(start, end - start);
+    start = end + 1;
+    if (line.compare(0, 9, "LOCATION:") == 0) continue;
+    // "<severity>:  XXXXX: message": take the code out.
+    std::size_t at = line.find(":  ");
+    if (at != std::string::npos && line.size() >= at + 10 && line[at + 8] == ':' &&
+        line[at + 9] == ' ' &&
+        std::all_of(line.begin() + static_cast<std::ptrdiff_t>(at + 3),
+                    line.begin() + static_cast<std::ptrdiff_t>(at + 8), is_code_char)) {
+      if (f.sqlstate.empty()) f.sqlstate = line.substr(at + 3, 5);
+      line.erase(at + 3, 7);
+    }
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    if (line.empty()) continue;
+    if (!text.empty()) text += ' ';
+    std::size_t lead = line.find_first_not_of(" \t");
+    text += line.substr(lead);
+  }
+  f.message = text;
+  return f;
+}
+
+// libpq's connect_timeout of a connection being made, in seconds (0: none;
+// libpq reads 1 as 2).
+int connect_timeout_seconds(PGconn* pg) {
+  int out = 0;
+  if (PQconninfoOption* opts = PQconninfo(pg)) {
+    for (PQconninfoOption* o = opts; o->keyword; ++o) {
+      if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val) out = std::atoi(o->val);
+    }
+    PQconninfoFree(opts);
+  }
+  return out == 1 ? 2 : std::max(out, 0);
 }
 
 class Conn {
@@ -829,6 +896,8 @@ class PostgresTransport final : public RecordTransport {
         connect_listener();
       } catch (const ConnectionLost& e) {
         log(LogLevel::debug, fmt::format("postgres: LISTEN connect failed: {}", e.message));
+      } catch (const Error& e) {
+        log(LogLevel::warn, fmt::format("postgres: LISTEN connect refused: {}", e.what()));
       }
       return;
     }
@@ -849,6 +918,8 @@ class PostgresTransport final : public RecordTransport {
       listen_backoff_ms_ = 0;
     } catch (const ConnectionLost& e) {
       log(LogLevel::debug, fmt::format("postgres: LISTEN reconnect failed: {}", e.message));
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("postgres: LISTEN reconnect refused: {}", e.what()));
     }
   }
 
@@ -1097,8 +1168,10 @@ class PostgresTransport final : public RecordTransport {
                           nullptr};
     const char* values[] = {"launch", "10", "30", "10", "3", "-c client_min_messages=warning",
                             uri_.c_str(), nullptr};
-    auto c = std::make_unique<Conn>(PQconnectdbParams(keys, values, 1));
+    auto c = std::make_unique<Conn>(PQconnectStartParams(keys, values, 1));
     if (!c->pg()) throw ConnectionLost{"out of memory"};
+    // Verbose while connecting, so that a refusal carries its SQLSTATE.
+    PQsetErrorVerbosity(c->pg(), PQERRORS_VERBOSE);
     // Server notices (a shutdown warning, say) go to the library's log, not
     // straight to stderr.
     PQsetNoticeProcessor(
@@ -1109,12 +1182,47 @@ class PostgresTransport final : public RecordTransport {
           log(LogLevel::debug, "postgres: " + m);
         },
         nullptr);
+    finish_connecting(c->pg());
     if (PQstatus(c->pg()) != CONNECTION_OK) {
-      std::string msg = PQerrorMessage(c->pg());
-      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-      throw ConnectionLost{fmt::format("connect: {}", msg)};
+      ConnectFailure f = parse_connect_failure(PQerrorMessage(c->pg()));
+      if (never_heals(f.sqlstate) || PQconnectionNeedsPassword(c->pg())) {
+        throw Error(Errc::io,
+                    fmt::format("postgres {}: the server refused the connection: {}{} (not "
+                                "retried: waiting does not cure this)",
+                                redacted(uri_), f.message,
+                                f.sqlstate.empty() ? "" : " [SQLSTATE " + f.sqlstate + "]"));
+      }
+      throw ConnectionLost{fmt::format("connect: {}", f.message)};
     }
+    PQsetErrorVerbosity(c->pg(), PQERRORS_DEFAULT);
     return c;
+  }
+
+  // The rest of PQconnectdbParams: drives PQconnectPoll until the
+  // connection is made or has failed, within libpq's connect_timeout.
+  static void finish_connecting(PGconn* pg) {
+    if (PQstatus(pg) == CONNECTION_BAD) return;
+    int timeout_s = connect_timeout_seconds(pg);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+      struct pollfd p = {PQsocket(pg), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN
+                                                                                      : POLLOUT),
+                         0};
+      int wait_ms = -1;
+      if (timeout_s > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) throw ConnectionLost{"connect: timeout expired"};
+        wait_ms = static_cast<int>(left.count());
+      }
+      int rc = ::poll(&p, 1, wait_ms);
+      if (rc < 0 && errno != EINTR) {
+        throw ConnectionLost{fmt::format("connect: poll: {}", std::strerror(errno))};
+      }
+      if (rc == 0) throw ConnectionLost{"connect: timeout expired"};
+      if (rc > 0) st = PQconnectPoll(pg);
+    }
   }
 
   // Runs `op` on a pooled connection. When the connection is lost, drops
@@ -1145,13 +1253,20 @@ class PostgresTransport final : public RecordTransport {
         release(std::move(c));
         return;
       }
-      retrying = true;
       if (std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms) > deadline) {
         throw Error(Errc::io, fmt::format("postgres {}: {} (gave up after {} s of retries)",
                                           what, failure, kRetrySeconds));
       }
-      log(LogLevel::warn, fmt::format("postgres {}: {}; retrying in {} ms", what, failure,
-                                      backoff_ms));
+      // One line says the store is away; each further attempt only at
+      // debug level.
+      if (!retrying) {
+        log(LogLevel::warn, fmt::format("postgres {}: {}; retrying for up to {} s", what,
+                                        failure, kRetrySeconds));
+      } else {
+        log(LogLevel::debug, fmt::format("postgres {}: {}; retrying in {} ms", what, failure,
+                                         backoff_ms));
+      }
+      retrying = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
       backoff_ms = std::min(backoff_ms * 2, 2000);
     }
