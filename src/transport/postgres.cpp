@@ -575,9 +575,13 @@ std::optional<std::int64_t> parse_id(const std::string& id) {
   return std::strtoll(id.c_str(), nullptr, 10);
 }
 
+// An item as read from its row. When the row cannot be read, `item` is
+// what could be, quarantined (lifecycle::quarantine), and `unreadable` is
+// set: record_quarantine() writes the failure.
 struct ItemRow {
   QueueItem item;
   std::int64_t version = 0;
+  bool unreadable = false;
 };
 
 ItemRow row_to_item(const Result& r, int row) {
@@ -585,9 +589,7 @@ ItemRow row_to_item(const Result& r, int row) {
   QueueItem& it = out.item;
   it.id = r.text(row, 0);
   it.queue = QueueRef{r.text(row, 1), r.text(row, 2)};
-  it.state = parse_item_state(r.text(row, 3));
-  it.priority = static_cast<Priority>(r.num(row, 4));
-  it.spec = job_spec_from_json(r.text(row, 5));
+  // The integer columns are typed by the server and always read.
   it.created_at = r.num(row, 6);
   it.updated_at = r.num(row, 7);
   it.started_at = r.num(row, 8);
@@ -600,12 +602,68 @@ ItemRow row_to_item(const Result& r, int row) {
   it.lease_expires_at = r.num(row, 15);
   it.run_id = r.text(row, 16);
   if (!r.null(row, 17)) it.exit_code = static_cast<int>(r.num(row, 17));
-  if (!r.null(row, 18)) {
-    it.error = ItemError{parse_error_stage(r.text(row, 18)), r.text(row, 19)};
-  }
-  it.warnings = warnings_from_json(r.text(row, 20));
   out.version = r.num(row, 21);
+  try {
+    it.state = parse_item_state(r.text(row, 3));
+    std::int64_t priority = r.num(row, 4);
+    if (priority < 0 || priority > 3) {
+      throw Error(Errc::invalid, fmt::format("priority {} is not 0-3", priority));
+    }
+    it.priority = static_cast<Priority>(priority);
+    if (!r.null(row, 18)) {
+      it.error = ItemError{parse_error_stage(r.text(row, 18)), r.text(row, 19)};
+    }
+    it.warnings = warnings_from_json(r.text(row, 20));
+    it.spec = job_spec_from_json(r.text(row, 5));
+  } catch (const Error& e) {
+    try {
+      it.state = parse_item_state(r.text(row, 3));
+    } catch (const Error&) {
+      it.state = ItemState::pending;  // unknown: not ended
+    }
+    it.spec = JobSpec{};
+    it.exit_code.reset();
+    it.error.reset();
+    it.warnings.clear();
+    out.unreadable = lifecycle::quarantine(it, e.what(), now_ms());
+  }
   return out;
+}
+
+// Records the failure of a quarantined item, unless someone wrote the row
+// since it was read; its unreadable columns stay as they are.
+const Statement kQuarantine = {
+    "quarantine",
+    "UPDATE launch_items SET state = $3, updated_at = $4, ended_at = $5, "
+    "  lease_expires_at = 0, error_stage = $6, error_message = $7, version = version + 1 "
+    "WHERE id = $1 AND version = $2"};
+
+void record_quarantine(Conn& c, ItemRow& row) {
+  const QueueItem& it = row.item;
+  std::string version = std::to_string(row.version), updated = std::to_string(it.updated_at),
+              ended = std::to_string(it.ended_at);
+  Result r = c.run(kQuarantine, {it.id.c_str(), version.c_str(), to_string(it.state),
+                                 updated.c_str(), ended.c_str(), to_string(it.error->stage),
+                                 it.error->message.c_str()});
+  if (std::strcmp(PQcmdTuples(r.get()), "1") == 0) {
+    row.version += 1;
+    log(LogLevel::warn, fmt::format("postgres: item {} failed: {}", it.id, it.error->message));
+  }
+  row.unreadable = false;
+}
+
+// record_quarantine() for the rows a read found; a failure (a read-only
+// role) is logged, the items are still shown failed.
+void record_quarantines(Conn& c, std::vector<ItemRow>& rows) {
+  for (ItemRow& row : rows) {
+    try {
+      record_quarantine(c, row);
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("postgres: item {} is unreadable and could not be "
+                                      "marked failed: {}",
+                                      row.item.id, e.what()));
+    }
+  }
 }
 
 class PostgresTransport final : public RecordTransport {
@@ -718,8 +776,12 @@ class PostgresTransport final : public RecordTransport {
     with_retry("claim", [&](Conn& c, bool retrying) {
       out.reset();
       if (retrying && (out = claimed_by(c, token, agent_id))) return;  // an earlier attempt committed
-      auto st = claim_statement(queues, agent_id, token);
-      out = claimed(c.run(*st.first, st.second.get()));
+      // A claimed item that cannot be read is failed; then claim again.
+      for (bool skipped = true; skipped; token = random_token()) {
+        auto st = claim_statement(queues, agent_id, token);
+        out = claimed(c, c.run(*st.first, st.second.get()), skipped);
+        if (!skipped) return;
+      }
     });
     return out;
   }
@@ -743,6 +805,7 @@ class PostgresTransport final : public RecordTransport {
     Params fp = cas_params(row.version, row.item, it, finish_token);
     FinishAndClaim out;
     bool finished = false;
+    bool skipped = false;  // the claimed item could not be read
     with_retry("finish_and_claim", [&](Conn& c, bool retrying) {
       out.next.reset();
       // Both statements share one transaction: the finish's token on the
@@ -756,11 +819,12 @@ class PostgresTransport final : public RecordTransport {
       std::vector<Result> r =
           c.run_pipeline({{&cas_statement(it), fp.get()}, {claim.first, claim.second.get()}});
       finished = cas_applied(it, r[0]);
-      out.next = claimed(r[1]);
+      out.next = claimed(c, r[1], skipped);
     });
     if (finished) {
       remember(it, row.version + 1);
       out.finished = it;
+      if (skipped) out.next = claim(queues, agent_id);
       return out;
     }
     // Someone wrote the item since this process did (or an attempt of ours
@@ -790,7 +854,11 @@ class PostgresTransport final : public RecordTransport {
 
   QueueItem get(const std::string& item_id) override {
     QueueItem out;
-    with_retry("get", [&](Conn& c, bool) { out = load(c, item_id).item; });
+    with_retry("get", [&](Conn& c, bool) {
+      std::vector<ItemRow> row = {load(c, item_id)};
+      if (row[0].unreadable) record_quarantines(c, row);
+      out = row[0].item;
+    });
     return out;
   }
 
@@ -823,7 +891,13 @@ class PostgresTransport final : public RecordTransport {
                                              params.data(), nullptr, nullptr, 0)),
                          "list");
       out.clear();
-      for (int i = 0; i < r.rows(); ++i) out.push_back(row_to_item(r, i).item);
+      std::vector<ItemRow> unreadable;
+      for (int i = 0; i < r.rows(); ++i) {
+        ItemRow row = row_to_item(r, i);
+        if (row.unreadable) unreadable.push_back(row);
+        out.push_back(row.item);
+      }
+      record_quarantines(c, unreadable);
     });
     return out;
   }
@@ -965,6 +1039,8 @@ class PostgresTransport final : public RecordTransport {
         bool cached = use_cache && !in_doubt && cached_row(item_id, row);
         use_cache = false;
         if (!cached) row = load(c, item_id);
+        // The quarantine stands whatever the transition thinks of it.
+        if (row.unreadable) record_quarantine(c, row);
         QueueItem it = row.item;
         try {
           fn(it);
@@ -1122,19 +1198,33 @@ class PostgresTransport final : public RecordTransport {
 
   // The item a claim statement returned, remembered for the agent's next
   // write to it.
-  std::optional<QueueItem> claimed(const Result& r) {
+  // One that cannot be read is failed instead (`skipped` set): the caller
+  // claims again.
+  std::optional<QueueItem> claimed(Conn& c, const Result& r, bool& skipped) {
+    skipped = false;
     if (r.rows() == 0) return std::nullopt;
     ItemRow row = row_to_item(r, 0);
+    if (row.unreadable) {
+      record_quarantine(c, row);
+      skipped = true;
+      return std::nullopt;
+    }
     remember(row.item, row.version);
     return row.item;
   }
 
-  // The item a claim with `token` took, if that claim committed.
+  // The item a claim with `token` took, if that claim committed (and the
+  // item can be read).
   static std::optional<QueueItem> claimed_by(Conn& c, const std::string& token,
                                              const std::string& agent_id) {
     Result done = c.run(kClaimedByOp, {token.c_str(), agent_id.c_str()});
     if (done.rows() == 0) return std::nullopt;
-    return row_to_item(done, 0).item;
+    ItemRow row = row_to_item(done, 0);
+    if (row.unreadable) {
+      record_quarantine(c, row);
+      return std::nullopt;
+    }
+    return row.item;
   }
 
   // The items this process claimed or wrote last, with their row version:
