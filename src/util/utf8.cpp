@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "launch/error.hpp"
+
 namespace launch {
 namespace util {
 
@@ -63,6 +65,29 @@ std::string printable(const std::string& text) {
     }
   }
   return out;
+}
+
+void check_text(const std::string& field, const std::string& value, std::size_t max_chars) {
+  std::size_t count = 0;
+  for (std::size_t pos = 0; pos < value.size();) {
+    std::size_t at = pos;
+    auto c = utf8_next(value, pos);
+    if (!c) {
+      throw Error(Errc::invalid,
+                  fmt::format("{} \"{}\": not UTF-8 text (byte 0x{:02X} at offset {})", field,
+                              printable(value), static_cast<unsigned char>(value[at]), at));
+    }
+    if (is_control(*c)) {
+      throw Error(Errc::invalid, fmt::format("{} \"{}\": control character {} is not allowed",
+                                             field, printable(value), code_point_name(*c)));
+    }
+    ++count;
+  }
+  if (count > max_chars) {
+    throw Error(Errc::invalid,
+                fmt::format("{} \"{}\" is {} characters long; at most {} are allowed", field,
+                            printable(value), count, max_chars));
+  }
 }
 
 }  // namespace util

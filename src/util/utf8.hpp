@@ -28,6 +28,12 @@ bool is_control(char32_t c);
 // message never carries half a character or a terminal escape.
 std::string printable(const std::string& text);
 
+// Checks that `value` is text: well-formed UTF-8, no controls, at most
+// `max_chars` characters (code points). Errc::invalid naming `field`, the
+// value (printable()) and what is wrong: the byte offset, the character, the
+// length.
+void check_text(const std::string& field, const std::string& value, std::size_t max_chars);
+
 }  // namespace util
 }  // namespace launch
 
