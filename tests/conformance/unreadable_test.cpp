@@ -92,6 +92,31 @@ TEST_CASE("conformance: an unreadable item fails with its cause and the queue mo
   });
 }
 
+TEST_CASE("conformance: a held item damaged mid-run fails; its agent learns it and is refused") {
+  conformance::for_each_transport_with_rows([](Fixture& f, const RowUpdate& update_row) {
+    Transport& t = *f.transport;
+    t.create_queue(make_queue("mid-run"));
+    QueueRef q{"team", "mid-run"};
+    std::string id = t.push(q, make_job("x"));
+    REQUIRE(t.claim({q}, "agent-1"));
+    t.start(id, "agent-1", "");
+    update_row(id, "spec = 'not json'");
+
+    // The agent's next call through a handle that reads the row.
+    auto agent = open_transport(f.uri);
+    HeartbeatReply reply = agent->heartbeat("agent-1", {id});
+    CHECK(reply.lost == std::vector<std::string>{id});
+    check_quarantined(agent->get(id), "job spec: invalid JSON");
+    try {
+      agent->finish(id, "agent-1", 0);
+      FAIL("finish of a failed item was taken");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::state);
+    }
+    CHECK(agent->list({q, ItemState::failed, "", 0}).size() == 1);
+  });
+}
+
 TEST_CASE("conformance: fields a newer version added to an item are read and ignored") {
   conformance::for_each_transport_with_rows([](Fixture& f, const RowUpdate& update_row) {
     Transport& t = *f.transport;
