@@ -895,6 +895,8 @@ class PostgresTransport final : public RecordTransport {
       for (int i = 0; i < r.rows(); ++i) {
         ItemRow row = row_to_item(r, i);
         if (row.unreadable) unreadable.push_back(row);
+        // Failed just now: no longer in the state asked for.
+        if (f.state && row.item.state != *f.state) continue;
         out.push_back(row.item);
       }
       record_quarantines(c, unreadable);

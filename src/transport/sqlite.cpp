@@ -787,6 +787,8 @@ std::vector<QueueItem> SqliteTransport::list(const ItemFilter& filter) {
     while (s.step()) {
       Loaded row = item_from_row(s);
       if (row.unreadable) unreadable.push_back(row);
+      // Failed just now: no longer in the state asked for.
+      if (filter.state && row.item.state != *filter.state) continue;
       items.push_back(std::move(row.item));
     }
   }

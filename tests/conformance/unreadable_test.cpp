@@ -92,6 +92,26 @@ TEST_CASE("conformance: an unreadable item fails with its cause and the queue mo
   });
 }
 
+TEST_CASE("conformance: a damaged pending item is not listed as pending") {
+  conformance::for_each_transport_with_rows([](Fixture& f, const RowUpdate& update_row) {
+    Transport& t = *f.transport;
+    t.create_queue(make_queue("listed"));
+    QueueRef q{"team", "listed"};
+    std::string good = t.push(q, make_job("good"));
+    std::string bad = t.push(q, make_job("bad"));
+    update_row(bad, "spec = '[]'");
+    // A handle that has read neither yet: the damaged one fails as it is
+    // read, and so is not pending any more.
+    auto reader = open_transport(f.uri);
+    std::vector<QueueItem> pending = reader->list({q, ItemState::pending, "", 0});
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].id == good);
+    std::vector<QueueItem> failed = reader->list({q, ItemState::failed, "", 0});
+    REQUIRE(failed.size() == 1);
+    check_quarantined(failed[0], "job spec: expected a JSON object");
+  });
+}
+
 TEST_CASE("conformance: a held item damaged mid-run fails; its agent learns it and is refused") {
   conformance::for_each_transport_with_rows([](Fixture& f, const RowUpdate& update_row) {
     Transport& t = *f.transport;
