@@ -57,7 +57,7 @@ struct LAUNCH_EXPORT JobSource {
 };
 
 struct LAUNCH_EXPORT JobSpec {
-  std::string name;
+  std::string name;  // free text: UTF-8, at most 128 characters, no controls
   std::string project;  // ${project_name}
   JobSource source;
   std::vector<std::string> entry_point;  // argv, never a shell string

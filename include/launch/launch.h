@@ -135,8 +135,10 @@ LAUNCH_EXPORT int launch_item_cancel(launch_transport *transport, const char *it
 
 /* A JSON array of the agents registered on the transport, each an object
  * {"id", "host", "pid", "version", "entity", "queues", "status" ("polling",
- * "running" or "stopped"), "max_jobs", "running_jobs", "started_at",
- * "last_seen"} (times in ms since the epoch). */
+ * "running" or "stopped" as the agent reported it; "lost" when its last
+ * heartbeat is more than 30 s old, "dead" when it runs on this host and its
+ * pid is gone), "max_jobs", "running_jobs", "started_at", "last_seen"}
+ * (times in ms since the epoch). */
 LAUNCH_EXPORT int launch_agent_list(launch_transport *transport, char **agents_json_out);
 
 /* ---- Agents. */

@@ -44,8 +44,14 @@ struct LAUNCH_EXPORT QueueRef {
   }
 };
 
-// Throws Errc::invalid unless `value` is 1–64 chars of [A-Za-z0-9._-];
-// `field` names what is checked ("queue name", "entity").
+// Throws Errc::invalid unless `value` is 1–64 chars of [A-Za-z0-9._-], not
+// starting with '-' (a command line would take it for an option) and not
+// "." or "..". `field` names what is checked ("queue name", "entity"). The
+// value is read as UTF-8 text: the error shows it whole (controls and bytes
+// that are not UTF-8 escaped) and names a refused character whole, with its
+// code point ('é' (U+00E9)); bytes that are not UTF-8 are refused as such.
+// This is the one check of a name: QueueRef::parse, QueueDef::validate and
+// every transport's create_queue go through it.
 LAUNCH_EXPORT void validate_name(const std::string& field,
                                  const std::string& value);
 

@@ -35,9 +35,25 @@ struct ItemFilter {
   std::size_t limit = 0;  // 0: all; otherwise the newest `limit`
 };
 
-enum class AgentStatus { polling, running, stopped };
+// What an agent is doing. An agent reports the first three itself; the
+// last two are the store's judgement, made by list_agents() each time it is
+// asked, of an agent that said polling or running and then went quiet:
+//   polling  registered, waiting for work
+//   running  holds at least one item
+//   stopped  shut down cleanly
+//   lost     its last heartbeat is older than kAgentLeaseSeconds (another
+//            host's agent killed, hung or cut off; its items come back when
+//            their own leases expire)
+//   dead     on this host (the same host name as the reader), and its pid is
+//            gone: known at once, without waiting for the lease
+// A lost agent that heartbeats again shows what it last reported.
+enum class AgentStatus { polling, running, stopped, lost, dead };
 LAUNCH_EXPORT const char* to_string(AgentStatus s);
 LAUNCH_EXPORT AgentStatus parse_agent_status(const std::string& text);
+
+// How long an agent's registration holds without a heartbeat. Agents
+// heartbeat at least every 10 s (every second while they hold items).
+constexpr int kAgentLeaseSeconds = 30;
 
 // What an agent says of itself when it registers and heartbeats.
 struct AgentRecord {
@@ -145,11 +161,15 @@ class LAUNCH_EXPORT Transport {
 
   // Puts items whose lease has expired back to pending (attempt < the
   // queue's max_attempts) or fails them. Any agent may call it. Returns how
-  // many items it moved.
+  // many items it moved. Opening a built-in transport calls it too, so a
+  // killed agent's items come back after their lease even when no agent
+  // runs: the next `launch list` (or any other open) moves them.
   virtual int expire_leases() = 0;
 
   // --- agents
   virtual void upsert_agent(const AgentRecord& agent) = 0;
+  // Every registered agent, with `status` as judged now: lost or dead for
+  // one that went quiet (see AgentStatus; lifecycle::judge_agent).
   virtual std::vector<AgentRecord> list_agents() = 0;
 
   // --- wake-ups. A file descriptor that becomes readable when new work may

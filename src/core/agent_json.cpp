@@ -2,6 +2,8 @@
 // agent's record (transport.hpp), a heartbeat's answer (transport.hpp) and a
 // job event (agent.hpp). Every field is written; readers accept fields they
 // do not know and refuse a missing required one or a wrong type by name.
+// An agent record's status is one of AgentStatus's five names, lost and
+// dead included (what a store judged of it when it was listed).
 #include <fmt/format.h>
 
 #include "util/json.hpp"

@@ -11,6 +11,8 @@
 #include "util/json.hpp"
 #include "launch/error.hpp"
 #include "util/enum_names.hpp"
+#include "util/limits.hpp"
+#include "util/utf8.hpp"
 
 namespace launch {
 
@@ -91,10 +93,7 @@ void JobSpec::validate() const {
     case JobSource::Kind::none:
       break;
   }
-  if (name.size() > 128) {
-    throw Error(Errc::invalid,
-                fmt::format("job spec: name \"{}\" is longer than 128 characters", name));
-  }
+  util::check_text("job spec: name", name, limits::kMaxJobNameChars);
   for (std::size_t i = 0; i < entry_point.size(); ++i) {
     if (entry_point[i].empty() && i == 0) {
       throw Error(Errc::invalid, "job spec: entry_point[0] (the program) is empty");

@@ -6,6 +6,8 @@
 
 #include "launch/error.hpp"
 #include "launch/template.hpp"
+#include "util/process.hpp"
+#include "util/user.hpp"
 
 namespace launch {
 namespace lifecycle {
@@ -192,6 +194,27 @@ bool expire(QueueItem& item, std::int64_t now) {
                          fmt::format("lease of agent \"{}\" expired on attempt {} of {}", lost,
                                      item.attempt, item.max_attempts)};
   return true;
+}
+
+bool quarantine(QueueItem& item, const std::string& cause, std::int64_t now) {
+  item.error = ItemError{ErrorStage::agent, "unreadable item: " + cause};
+  if (is_terminal(item.state)) return false;
+  // Not through move_to: a pending item cannot normally fail, but one that
+  // cannot be read must not wait forever either.
+  item.state = ItemState::failed;
+  item.updated_at = now;
+  item.ended_at = now;
+  item.lease_expires_at = 0;
+  return true;
+}
+
+void judge_agent(AgentRecord& agent, std::int64_t now) {
+  if (agent.status != AgentStatus::polling && agent.status != AgentStatus::running) return;
+  if (agent.pid > 0 && agent.host == util::host_name() && !util::process_exists(agent.pid)) {
+    agent.status = AgentStatus::dead;
+  } else if (now - agent.last_seen > static_cast<std::int64_t>(kAgentLeaseSeconds) * 1000) {
+    agent.status = AgentStatus::lost;
+  }
 }
 
 }  // namespace lifecycle

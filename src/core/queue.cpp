@@ -3,6 +3,7 @@
 #include "launch/queue.hpp"
 
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -11,6 +12,8 @@
 #include "core/template_value.hpp"
 #include "launch/error.hpp"
 #include "util/enum_names.hpp"
+#include "util/limits.hpp"
+#include "util/utf8.hpp"
 
 namespace launch {
 namespace {
@@ -210,23 +213,49 @@ void validate_variable(const std::string& name, const TemplateVariable& var) {
 
 }  // namespace
 
+// Names are text: read as UTF-8, so that a refusal shows the name and the
+// character it stumbled on whole, never half a multi-byte sequence.
 void validate_name(const std::string& field, const std::string& value) {
   if (value.empty()) {
-    throw Error(Errc::invalid, fmt::format("{} is empty (use 1-64 characters of "
+    throw Error(Errc::invalid, fmt::format("{} is empty (use 1-{} characters of "
                                            "[A-Za-z0-9._-])",
-                                           field));
+                                           field, limits::kMaxNameChars));
   }
-  if (value.size() > 64) {
-    throw Error(Errc::invalid, fmt::format("{} \"{}\" is {} characters long; at most 64 are "
-                                           "allowed",
-                                           field, value, value.size()));
-  }
-  for (char c : value) {
-    if (!is_name_char(c)) {
+  const std::string shown = util::printable(value);
+  std::size_t count = 0;
+  std::optional<char32_t> bad;
+  std::string bad_text;
+  for (std::size_t pos = 0; pos < value.size();) {
+    std::size_t at = pos;
+    auto c = util::utf8_next(value, pos);
+    if (!c) {
       throw Error(Errc::invalid,
-                  fmt::format("{} \"{}\": character '{}' is not allowed (use [A-Za-z0-9._-])",
-                              field, value, c));
+                  fmt::format("{} \"{}\": not UTF-8 text (byte 0x{:02X} at offset {})", field,
+                              shown, static_cast<unsigned char>(value[at]), at));
     }
+    ++count;
+    if (!bad && !(*c < 0x80 && is_name_char(static_cast<char>(*c)))) {
+      bad = c;
+      bad_text = value.substr(at, pos - at);
+    }
+  }
+  if (count > limits::kMaxNameChars) {
+    throw Error(Errc::invalid, fmt::format("{} \"{}\" is {} characters long; at most {} are "
+                                           "allowed",
+                                           field, shown, count, limits::kMaxNameChars));
+  }
+  if (bad) {
+    std::string which = util::is_control(*bad)
+                            ? util::code_point_name(*bad)
+                            : fmt::format("'{}' ({})", bad_text, util::code_point_name(*bad));
+    throw Error(Errc::invalid,
+                fmt::format("{} \"{}\": character {} is not allowed (use [A-Za-z0-9._-])",
+                            field, shown, which));
+  }
+  // A command line would read a leading dash as an option: the CLI could
+  // create such a queue and never show it again.
+  if (value[0] == '-') {
+    throw Error(Errc::invalid, fmt::format("{} \"{}\" must not start with '-'", field, shown));
   }
   // "." and ".." match the character set but mean something else in a path
   // or a URL (the HTTP transport, the CLI's log directories).
@@ -246,11 +275,12 @@ QueueRef QueueRef::parse(const std::string& text, const std::string& default_ent
       try {
         validate_name("queue name", ref.name);
       } catch (const Error& e) {
-        throw Error(Errc::invalid, fmt::format("queue \"{}\": {}", text, e.what()));
+        throw Error(Errc::invalid,
+                    fmt::format("queue \"{}\": {}", util::printable(text), e.what()));
       }
       throw Error(Errc::invalid, fmt::format("queue \"{}\": no entity given; write "
                                              "ENTITY/NAME or set a default entity",
-                                             text));
+                                             util::printable(text)));
     }
   } else {
     ref.entity = text.substr(0, slash);
@@ -260,7 +290,7 @@ QueueRef QueueRef::parse(const std::string& text, const std::string& default_ent
     validate_name("entity", ref.entity);
     validate_name("queue name", ref.name);
   } catch (const Error& e) {
-    throw Error(Errc::invalid, fmt::format("queue \"{}\": {}", text, e.what()));
+    throw Error(Errc::invalid, fmt::format("queue \"{}\": {}", util::printable(text), e.what()));
   }
   return ref;
 }

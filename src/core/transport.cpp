@@ -47,7 +47,9 @@ namespace {
 
 const util::EnumName<AgentStatus> kAgentStatuses[] = {{AgentStatus::polling, "polling"},
                                                       {AgentStatus::running, "running"},
-                                                      {AgentStatus::stopped, "stopped"}};
+                                                      {AgentStatus::stopped, "stopped"},
+                                                      {AgentStatus::lost, "lost"},
+                                                      {AgentStatus::dead, "dead"}};
 
 }  // namespace
 

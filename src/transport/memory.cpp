@@ -118,7 +118,11 @@ class MemoryTransport final : public RecordTransport {
   std::vector<AgentRecord> list_agents() override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<AgentRecord> out;
-    for (const auto& kv : agents_) out.push_back(kv.second);
+    std::int64_t now = now_ms();
+    for (const auto& kv : agents_) {
+      out.push_back(kv.second);
+      lifecycle::judge_agent(out.back(), now);
+    }
     return out;
   }
 
@@ -235,7 +239,11 @@ std::shared_ptr<Transport> open_memory_transport(const std::string& uri) {
   static std::mutex mu;
   static auto* named = new std::map<std::string, std::weak_ptr<Transport>>;
   std::lock_guard<std::mutex> lock(mu);
-  if (auto existing = (*named)[name].lock()) return existing;
+  if (auto existing = (*named)[name].lock()) {
+    // Opening a store puts the items of agents that went away back.
+    existing->expire_leases();
+    return existing;
+  }
   auto t = std::make_shared<MemoryTransport>(uri);
   (*named)[name] = t;
   return t;

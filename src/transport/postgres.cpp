@@ -17,7 +17,12 @@
 // Lost connections. Every operation runs in with_retry(): when the server
 // goes away (connection failure, admin/crash shutdown) the connection is
 // dropped and the operation tried again on a fresh one, with exponential
-// backoff, for up to kRetrySeconds; then Errc::io. A statement interrupted
+// backoff, for up to kRetrySeconds; then Errc::io. The first retry of an
+// operation logs one warning, later ones only at debug level. A connection
+// the server refuses for a reason waiting does not cure (SQLSTATE class 28
+// invalid authorization, 3D no such database, 3F no such schema, 42 no
+// privilege; a password needed and not given) is not retried: Errc::io at
+// once, with the server's words. A statement interrupted
 // by a lost connection either committed or not, and the client cannot tell
 // which, so every mutating operation carries a random token generated once
 // per call and kept across its retries:
@@ -44,6 +49,7 @@
 // goes back to pending like any lost agent's item. Its job never ran.
 // launch_pushes rows older than an hour are pruned by expire_leases().
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/random.h>
 #include <libpq-fe.h>
 #include <unistd.h>
@@ -365,6 +371,67 @@ bool is_connection_state(const std::string& sqlstate) {
          sqlstate == "57P03";
 }
 
+// Connection failures that waiting does not cure: the server answered, and
+// its answer is about who we are or what we asked for.
+bool never_heals(const std::string& sqlstate) {
+  for (const char* cls : {"28", "3D", "3F", "42"}) {
+    if (sqlstate.compare(0, 2, cls) == 0) return true;
+  }
+  return false;
+}
+
+// libpq's connection error, said in verbose mode ("...failed: FATAL:
+// 3D000: database "x" does not exist\nLOCATION: ..."): the SQLSTATE it
+// carries ("" when the server sent none: refused, unreachable, timed out),
+// and the message as the default mode says it.
+struct ConnectFailure {
+  std::string sqlstate;
+  std::string message;
+};
+
+ConnectFailure parse_connect_failure(const std::string& verbose) {
+  ConnectFailure f;
+  auto is_code_char = [](char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z'); };
+  std::string text;
+  std::size_t start = 0;
+  while (start < verbose.size()) {
+    std::size_t end = verbose.find('\n', start);
+    if (end == std::string::npos) end = verbose.size();
+    std::string line = verbose.substr(start, end - start);
+    start = end + 1;
+    if (line.compare(0, 9, "LOCATION:") == 0) continue;
+    // "<severity>:  XXXXX: message": take the code out.
+    std::size_t at = line.find(":  ");
+    if (at != std::string::npos && line.size() >= at + 10 && line[at + 8] == ':' &&
+        line[at + 9] == ' ' &&
+        std::all_of(line.begin() + static_cast<std::ptrdiff_t>(at + 3),
+                    line.begin() + static_cast<std::ptrdiff_t>(at + 8), is_code_char)) {
+      if (f.sqlstate.empty()) f.sqlstate = line.substr(at + 3, 5);
+      line.erase(at + 3, 7);
+    }
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    if (line.empty()) continue;
+    if (!text.empty()) text += ' ';
+    std::size_t lead = line.find_first_not_of(" \t");
+    text += line.substr(lead);
+  }
+  f.message = text;
+  return f;
+}
+
+// libpq's connect_timeout of a connection being made, in seconds (0: none;
+// libpq reads 1 as 2).
+int connect_timeout_seconds(PGconn* pg) {
+  int out = 0;
+  if (PQconninfoOption* opts = PQconninfo(pg)) {
+    for (PQconninfoOption* o = opts; o->keyword; ++o) {
+      if (std::strcmp(o->keyword, "connect_timeout") == 0 && o->val) out = std::atoi(o->val);
+    }
+    PQconninfoFree(opts);
+  }
+  return out == 1 ? 2 : std::max(out, 0);
+}
+
 class Conn {
  public:
   explicit Conn(PGconn* pg) : pg_(pg) {}
@@ -508,9 +575,13 @@ std::optional<std::int64_t> parse_id(const std::string& id) {
   return std::strtoll(id.c_str(), nullptr, 10);
 }
 
+// An item as read from its row. When the row cannot be read, `item` is
+// what could be, quarantined (lifecycle::quarantine), and `unreadable` is
+// set: record_quarantine() writes the failure.
 struct ItemRow {
   QueueItem item;
   std::int64_t version = 0;
+  bool unreadable = false;
 };
 
 ItemRow row_to_item(const Result& r, int row) {
@@ -518,9 +589,7 @@ ItemRow row_to_item(const Result& r, int row) {
   QueueItem& it = out.item;
   it.id = r.text(row, 0);
   it.queue = QueueRef{r.text(row, 1), r.text(row, 2)};
-  it.state = parse_item_state(r.text(row, 3));
-  it.priority = static_cast<Priority>(r.num(row, 4));
-  it.spec = job_spec_from_json(r.text(row, 5));
+  // The integer columns are typed by the server and always read.
   it.created_at = r.num(row, 6);
   it.updated_at = r.num(row, 7);
   it.started_at = r.num(row, 8);
@@ -533,12 +602,68 @@ ItemRow row_to_item(const Result& r, int row) {
   it.lease_expires_at = r.num(row, 15);
   it.run_id = r.text(row, 16);
   if (!r.null(row, 17)) it.exit_code = static_cast<int>(r.num(row, 17));
-  if (!r.null(row, 18)) {
-    it.error = ItemError{parse_error_stage(r.text(row, 18)), r.text(row, 19)};
-  }
-  it.warnings = warnings_from_json(r.text(row, 20));
   out.version = r.num(row, 21);
+  try {
+    it.state = parse_item_state(r.text(row, 3));
+    std::int64_t priority = r.num(row, 4);
+    if (priority < 0 || priority > 3) {
+      throw Error(Errc::invalid, fmt::format("priority {} is not 0-3", priority));
+    }
+    it.priority = static_cast<Priority>(priority);
+    if (!r.null(row, 18)) {
+      it.error = ItemError{parse_error_stage(r.text(row, 18)), r.text(row, 19)};
+    }
+    it.warnings = warnings_from_json(r.text(row, 20));
+    it.spec = job_spec_from_json(r.text(row, 5));
+  } catch (const Error& e) {
+    try {
+      it.state = parse_item_state(r.text(row, 3));
+    } catch (const Error&) {
+      it.state = ItemState::pending;  // unknown: not ended
+    }
+    it.spec = JobSpec{};
+    it.exit_code.reset();
+    it.error.reset();
+    it.warnings.clear();
+    out.unreadable = lifecycle::quarantine(it, e.what(), now_ms());
+  }
   return out;
+}
+
+// Records the failure of a quarantined item, unless someone wrote the row
+// since it was read; its unreadable columns stay as they are.
+const Statement kQuarantine = {
+    "quarantine",
+    "UPDATE launch_items SET state = $3, updated_at = $4, ended_at = $5, "
+    "  lease_expires_at = 0, error_stage = $6, error_message = $7, version = version + 1 "
+    "WHERE id = $1 AND version = $2"};
+
+void record_quarantine(Conn& c, ItemRow& row) {
+  const QueueItem& it = row.item;
+  std::string version = std::to_string(row.version), updated = std::to_string(it.updated_at),
+              ended = std::to_string(it.ended_at);
+  Result r = c.run(kQuarantine, {it.id.c_str(), version.c_str(), to_string(it.state),
+                                 updated.c_str(), ended.c_str(), to_string(it.error->stage),
+                                 it.error->message.c_str()});
+  if (std::strcmp(PQcmdTuples(r.get()), "1") == 0) {
+    row.version += 1;
+    log(LogLevel::warn, fmt::format("postgres: item {} failed: {}", it.id, it.error->message));
+  }
+  row.unreadable = false;
+}
+
+// record_quarantine() for the rows a read found; a failure (a read-only
+// role) is logged, the items are still shown failed.
+void record_quarantines(Conn& c, std::vector<ItemRow>& rows) {
+  for (ItemRow& row : rows) {
+    try {
+      record_quarantine(c, row);
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("postgres: item {} is unreadable and could not be "
+                                      "marked failed: {}",
+                                      row.item.id, e.what()));
+    }
+  }
 }
 
 class PostgresTransport final : public RecordTransport {
@@ -554,6 +679,13 @@ class PostgresTransport final : public RecordTransport {
     }
     PQconninfoFree(opts);
     with_retry("open", [&](Conn& c, bool) { migrate(c); });
+    // Items of agents that went away come back whenever anyone opens the
+    // store, not only when an agent starts.
+    try {
+      expire_leases();
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("postgres: cannot expire leases: {}", e.what()));
+    }
   }
 
   ~PostgresTransport() override {
@@ -644,8 +776,12 @@ class PostgresTransport final : public RecordTransport {
     with_retry("claim", [&](Conn& c, bool retrying) {
       out.reset();
       if (retrying && (out = claimed_by(c, token, agent_id))) return;  // an earlier attempt committed
-      auto st = claim_statement(queues, agent_id, token);
-      out = claimed(c.run(*st.first, st.second.get()));
+      // A claimed item that cannot be read is failed; then claim again.
+      for (bool skipped = true; skipped; token = random_token()) {
+        auto st = claim_statement(queues, agent_id, token);
+        out = claimed(c, c.run(*st.first, st.second.get()), skipped);
+        if (!skipped) return;
+      }
     });
     return out;
   }
@@ -669,6 +805,7 @@ class PostgresTransport final : public RecordTransport {
     Params fp = cas_params(row.version, row.item, it, finish_token);
     FinishAndClaim out;
     bool finished = false;
+    bool skipped = false;  // the claimed item could not be read
     with_retry("finish_and_claim", [&](Conn& c, bool retrying) {
       out.next.reset();
       // Both statements share one transaction: the finish's token on the
@@ -682,11 +819,12 @@ class PostgresTransport final : public RecordTransport {
       std::vector<Result> r =
           c.run_pipeline({{&cas_statement(it), fp.get()}, {claim.first, claim.second.get()}});
       finished = cas_applied(it, r[0]);
-      out.next = claimed(r[1]);
+      out.next = claimed(c, r[1], skipped);
     });
     if (finished) {
       remember(it, row.version + 1);
       out.finished = it;
+      if (skipped) out.next = claim(queues, agent_id);
       return out;
     }
     // Someone wrote the item since this process did (or an attempt of ours
@@ -716,7 +854,11 @@ class PostgresTransport final : public RecordTransport {
 
   QueueItem get(const std::string& item_id) override {
     QueueItem out;
-    with_retry("get", [&](Conn& c, bool) { out = load(c, item_id).item; });
+    with_retry("get", [&](Conn& c, bool) {
+      std::vector<ItemRow> row = {load(c, item_id)};
+      if (row[0].unreadable) record_quarantines(c, row);
+      out = row[0].item;
+    });
     return out;
   }
 
@@ -749,7 +891,15 @@ class PostgresTransport final : public RecordTransport {
                                              params.data(), nullptr, nullptr, 0)),
                          "list");
       out.clear();
-      for (int i = 0; i < r.rows(); ++i) out.push_back(row_to_item(r, i).item);
+      std::vector<ItemRow> unreadable;
+      for (int i = 0; i < r.rows(); ++i) {
+        ItemRow row = row_to_item(r, i);
+        if (row.unreadable) unreadable.push_back(row);
+        // Failed just now: no longer in the state asked for.
+        if (f.state && row.item.state != *f.state) continue;
+        out.push_back(row.item);
+      }
+      record_quarantines(c, unreadable);
     });
     return out;
   }
@@ -775,6 +925,7 @@ class PostgresTransport final : public RecordTransport {
 
   std::vector<AgentRecord> list_agents() override {
     std::vector<AgentRecord> out;
+    std::int64_t now = now_ms();
     with_retry("list_agents", [&](Conn& c, bool) {
       Result r = c.run(kListAgents, {});
       out.clear();
@@ -792,6 +943,7 @@ class PostgresTransport final : public RecordTransport {
         a.running_jobs = static_cast<int>(r.num(i, 8));
         a.started_at = r.num(i, 9);
         a.last_seen = r.num(i, 10);
+        lifecycle::judge_agent(a, now);
         out.push_back(a);
       }
     });
@@ -820,6 +972,8 @@ class PostgresTransport final : public RecordTransport {
         connect_listener();
       } catch (const ConnectionLost& e) {
         log(LogLevel::debug, fmt::format("postgres: LISTEN connect failed: {}", e.message));
+      } catch (const Error& e) {
+        log(LogLevel::warn, fmt::format("postgres: LISTEN connect refused: {}", e.what()));
       }
       return;
     }
@@ -840,6 +994,8 @@ class PostgresTransport final : public RecordTransport {
       listen_backoff_ms_ = 0;
     } catch (const ConnectionLost& e) {
       log(LogLevel::debug, fmt::format("postgres: LISTEN reconnect failed: {}", e.message));
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("postgres: LISTEN reconnect refused: {}", e.what()));
     }
   }
 
@@ -885,6 +1041,8 @@ class PostgresTransport final : public RecordTransport {
         bool cached = use_cache && !in_doubt && cached_row(item_id, row);
         use_cache = false;
         if (!cached) row = load(c, item_id);
+        // The quarantine stands whatever the transition thinks of it.
+        if (row.unreadable) record_quarantine(c, row);
         QueueItem it = row.item;
         try {
           fn(it);
@@ -1042,19 +1200,33 @@ class PostgresTransport final : public RecordTransport {
 
   // The item a claim statement returned, remembered for the agent's next
   // write to it.
-  std::optional<QueueItem> claimed(const Result& r) {
+  // One that cannot be read is failed instead (`skipped` set): the caller
+  // claims again.
+  std::optional<QueueItem> claimed(Conn& c, const Result& r, bool& skipped) {
+    skipped = false;
     if (r.rows() == 0) return std::nullopt;
     ItemRow row = row_to_item(r, 0);
+    if (row.unreadable) {
+      record_quarantine(c, row);
+      skipped = true;
+      return std::nullopt;
+    }
     remember(row.item, row.version);
     return row.item;
   }
 
-  // The item a claim with `token` took, if that claim committed.
+  // The item a claim with `token` took, if that claim committed (and the
+  // item can be read).
   static std::optional<QueueItem> claimed_by(Conn& c, const std::string& token,
                                              const std::string& agent_id) {
     Result done = c.run(kClaimedByOp, {token.c_str(), agent_id.c_str()});
     if (done.rows() == 0) return std::nullopt;
-    return row_to_item(done, 0).item;
+    ItemRow row = row_to_item(done, 0);
+    if (row.unreadable) {
+      record_quarantine(c, row);
+      return std::nullopt;
+    }
+    return row.item;
   }
 
   // The items this process claimed or wrote last, with their row version:
@@ -1088,8 +1260,10 @@ class PostgresTransport final : public RecordTransport {
                           nullptr};
     const char* values[] = {"launch", "10", "30", "10", "3", "-c client_min_messages=warning",
                             uri_.c_str(), nullptr};
-    auto c = std::make_unique<Conn>(PQconnectdbParams(keys, values, 1));
+    auto c = std::make_unique<Conn>(PQconnectStartParams(keys, values, 1));
     if (!c->pg()) throw ConnectionLost{"out of memory"};
+    // Verbose while connecting, so that a refusal carries its SQLSTATE.
+    PQsetErrorVerbosity(c->pg(), PQERRORS_VERBOSE);
     // Server notices (a shutdown warning, say) go to the library's log, not
     // straight to stderr.
     PQsetNoticeProcessor(
@@ -1100,12 +1274,47 @@ class PostgresTransport final : public RecordTransport {
           log(LogLevel::debug, "postgres: " + m);
         },
         nullptr);
+    finish_connecting(c->pg());
     if (PQstatus(c->pg()) != CONNECTION_OK) {
-      std::string msg = PQerrorMessage(c->pg());
-      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-      throw ConnectionLost{fmt::format("connect: {}", msg)};
+      ConnectFailure f = parse_connect_failure(PQerrorMessage(c->pg()));
+      if (never_heals(f.sqlstate) || PQconnectionNeedsPassword(c->pg())) {
+        throw Error(Errc::io,
+                    fmt::format("postgres {}: the server refused the connection: {}{} (not "
+                                "retried: waiting does not cure this)",
+                                redacted(uri_), f.message,
+                                f.sqlstate.empty() ? "" : " [SQLSTATE " + f.sqlstate + "]"));
+      }
+      throw ConnectionLost{fmt::format("connect: {}", f.message)};
     }
+    PQsetErrorVerbosity(c->pg(), PQERRORS_DEFAULT);
     return c;
+  }
+
+  // The rest of PQconnectdbParams: drives PQconnectPoll until the
+  // connection is made or has failed, within libpq's connect_timeout.
+  static void finish_connecting(PGconn* pg) {
+    if (PQstatus(pg) == CONNECTION_BAD) return;
+    int timeout_s = connect_timeout_seconds(pg);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+      struct pollfd p = {PQsocket(pg), static_cast<short>(st == PGRES_POLLING_READING ? POLLIN
+                                                                                      : POLLOUT),
+                         0};
+      int wait_ms = -1;
+      if (timeout_s > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) throw ConnectionLost{"connect: timeout expired"};
+        wait_ms = static_cast<int>(left.count());
+      }
+      int rc = ::poll(&p, 1, wait_ms);
+      if (rc < 0 && errno != EINTR) {
+        throw ConnectionLost{fmt::format("connect: poll: {}", std::strerror(errno))};
+      }
+      if (rc == 0) throw ConnectionLost{"connect: timeout expired"};
+      if (rc > 0) st = PQconnectPoll(pg);
+    }
   }
 
   // Runs `op` on a pooled connection. When the connection is lost, drops
@@ -1136,13 +1345,20 @@ class PostgresTransport final : public RecordTransport {
         release(std::move(c));
         return;
       }
-      retrying = true;
       if (std::chrono::steady_clock::now() + std::chrono::milliseconds(backoff_ms) > deadline) {
         throw Error(Errc::io, fmt::format("postgres {}: {} (gave up after {} s of retries)",
                                           what, failure, kRetrySeconds));
       }
-      log(LogLevel::warn, fmt::format("postgres {}: {}; retrying in {} ms", what, failure,
-                                      backoff_ms));
+      // One line says the store is away; each further attempt only at
+      // debug level.
+      if (!retrying) {
+        log(LogLevel::warn, fmt::format("postgres {}: {}; retrying for up to {} s", what,
+                                        failure, kRetrySeconds));
+      } else {
+        log(LogLevel::debug, fmt::format("postgres {}: {}; retrying in {} ms", what, failure,
+                                         backoff_ms));
+      }
+      retrying = true;
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
       backoff_ms = std::min(backoff_ms * 2, 2000);
     }

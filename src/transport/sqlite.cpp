@@ -279,9 +279,25 @@ class SqliteTransport final : public RecordTransport {
   void open_wake_file();
   void wake();
 
-  std::optional<QueueItem> load(std::int64_t id);
+  // An item as read from its row. When the row cannot be read, `item` is
+  // what could be, quarantined (lifecycle::quarantine), and `unreadable` is
+  // set with `stored_state` the state column's text: record_quarantine()
+  // writes the failure.
+  struct Loaded {
+    QueueItem item;
+    bool unreadable = false;
+    std::string stored_state;
+  };
+  std::optional<Loaded> load(std::int64_t id);
   void store(const QueueItem& item);
-  QueueItem item_from_row(const Stmt& s);
+  Loaded item_from_row(const Stmt& s);
+  // Writes a quarantined item's failure (in a write transaction), unless its
+  // state column changed since it was read.
+  void record_quarantine(const Loaded& row);
+  // record_quarantine() for the rows a read found, each in its own
+  // transaction; a failure (a read-only file) is logged, the item is still
+  // shown failed.
+  void record_quarantines(const std::vector<Loaded>& rows);
 
   std::string path_;
   std::mutex mu_;
@@ -317,6 +333,15 @@ SqliteTransport::SqliteTransport(const std::string& uri) : path_(path_from_uri(u
     for (auto& kv : stmts_) sqlite3_finalize(kv.second);
     sqlite3_close(db_);
     throw;
+  }
+  // Items of agents that went away come back whenever anyone opens the
+  // file, not only when an agent starts. A failure here (a read-only file)
+  // leaves them for the next writer.
+  try {
+    expire_leases();
+  } catch (const Error& e) {
+    log(LogLevel::warn, fmt::format("sqlite database {}: cannot expire leases: {}", path_,
+                                    e.what()));
   }
 }
 
@@ -487,31 +512,44 @@ std::string warnings_json(const std::vector<std::string>& warnings) {
   return json::dump(json::string_array(warnings, d.GetAllocator()));
 }
 
-QueueItem SqliteTransport::item_from_row(const Stmt& s) {
-  QueueItem item;
+// A priority column holds 0-3; anything else is a damaged row.
+Priority priority_from_column(std::int64_t v) {
+  if (v < 0 || v > 3) throw Error(Errc::invalid, fmt::format("priority {} is not 0-3", v));
+  return static_cast<Priority>(v);
+}
+
+SqliteTransport::Loaded SqliteTransport::item_from_row(const Stmt& s) {
+  Loaded row;
+  QueueItem& item = row.item;
   std::int64_t id = s.int64(0);
   item.id = std::to_string(id);
+  // The queue and the scalar columns read as they are, whatever they hold
+  // (a queue's name is checked when it is created, not on every read).
+  std::string queue = s.text(1);
+  std::size_t slash = queue.find('/');
+  item.queue = slash == std::string::npos
+                   ? QueueRef{"", queue}
+                   : QueueRef{queue.substr(0, slash), queue.substr(slash + 1)};
+  item.created_at = s.int64(4);
+  item.updated_at = s.int64(5);
+  item.started_at = s.int64(6);
+  item.ended_at = s.int64(7);
+  item.attempt = static_cast<int>(s.int64(8));
+  item.resume_count = static_cast<int>(s.int64(9));
+  item.lease_seconds = static_cast<int>(s.int64(10));
+  item.max_attempts = static_cast<int>(s.int64(11));
+  item.agent_id = s.text(12);
+  item.lease_expires_at = s.int64(13);
+  item.run_id = s.text(14);
   try {
-    item.queue = QueueRef::parse(s.text(1));
     item.state = parse_item_state(s.text(2));
-    item.priority = static_cast<Priority>(s.int64(3));
-    item.created_at = s.int64(4);
-    item.updated_at = s.int64(5);
-    item.started_at = s.int64(6);
-    item.ended_at = s.int64(7);
-    item.attempt = static_cast<int>(s.int64(8));
-    item.resume_count = static_cast<int>(s.int64(9));
-    item.lease_seconds = static_cast<int>(s.int64(10));
-    item.max_attempts = static_cast<int>(s.int64(11));
-    item.agent_id = s.text(12);
-    item.lease_expires_at = s.int64(13);
-    item.run_id = s.text(14);
+    item.priority = priority_from_column(s.int64(3));
     if (!s.is_null(15)) item.exit_code = static_cast<int>(s.int64(15));
     if (!s.is_null(16)) item.error = ItemError{parse_error_stage(s.text(16)), s.text(17)};
     std::string warnings = s.text(18);
     if (warnings != "[]") {
-      json::Document d = json::parse(warnings, "warnings");
-      for (const auto& w : d.GetArray()) item.warnings.push_back(json::scalar_text(w));
+      json::Document d = json::parse("{\"warnings\":" + warnings + "}", "item warnings");
+      item.warnings = json::get_string_array(d, "warnings", "item");
     }
     auto cached = specs_.find(id);
     if (cached != specs_.end()) {
@@ -522,17 +560,60 @@ QueueItem SqliteTransport::item_from_row(const Stmt& s) {
       specs_.emplace(id, item.spec);
     }
   } catch (const Error& e) {
-    throw Error(Errc::io, fmt::format("sqlite database {}: item {} is unreadable: {}", path_,
-                                      item.id, e.what()));
+    row.unreadable = true;
+    row.stored_state = s.text(2);
+    try {
+      item.state = parse_item_state(row.stored_state);
+    } catch (const Error&) {
+      item.state = ItemState::pending;  // unknown: not ended
+    }
+    item.spec = JobSpec{};
+    item.exit_code.reset();
+    item.error.reset();
+    item.warnings.clear();
+    row.unreadable = lifecycle::quarantine(item, e.what(), now_ms());
+    if (!row.unreadable) row.stored_state.clear();
   }
-  return item;
+  return row;
 }
 
-std::optional<QueueItem> SqliteTransport::load(std::int64_t id) {
+std::optional<SqliteTransport::Loaded> SqliteTransport::load(std::int64_t id) {
   auto s = stmt("SELECT " LAUNCH_ITEM_COLUMNS " FROM items WHERE id = ?");
   s.bind(1, id);
   if (!s.step()) return std::nullopt;
   return item_from_row(s);
+}
+
+void SqliteTransport::record_quarantine(const Loaded& row) {
+  const QueueItem& it = row.item;
+  auto s = stmt(
+      "UPDATE items SET state = ?, updated_at = ?, ended_at = ?, lease_expires_at = ?, "
+      "error_stage = ?, error_message = ? WHERE id = ? AND state = ?");
+  s.bind(1, std::string(to_string(it.state)))
+      .bind(2, it.updated_at)
+      .bind(3, it.ended_at)
+      .bind(4, it.lease_expires_at)
+      .bind(5, std::string(to_string(it.error->stage)))
+      .bind(6, it.error->message)
+      .bind(7, static_cast<std::int64_t>(std::stoll(it.id)))
+      .bind(8, row.stored_state);
+  s.run();
+  log(LogLevel::warn, fmt::format("sqlite database {}: item {} failed: {}", path_, it.id,
+                                  it.error->message));
+}
+
+void SqliteTransport::record_quarantines(const std::vector<Loaded>& rows) {
+  for (const Loaded& row : rows) {
+    try {
+      Txn txn(*this);
+      record_quarantine(row);
+      txn.commit();
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("sqlite database {}: item {} is unreadable and could "
+                                      "not be marked failed: {}",
+                                      path_, row.item.id, e.what()));
+    }
+  }
 }
 
 // Writes what a transition may change; the spec, queue, created_at and
@@ -639,9 +720,16 @@ QueueItem SqliteTransport::update_item(const std::string& item_id,
     Txn txn(*this);
     auto loaded = load(*id);
     if (!loaded) throw no_item(item_id);
-    item = std::move(*loaded);
+    if (loaded->unreadable) record_quarantine(*loaded);
+    item = std::move(loaded->item);
     ItemState before = item.state;
-    fn(item);
+    try {
+      fn(item);
+    } catch (...) {
+      // The quarantine stands whatever the transition thought of it.
+      if (loaded->unreadable) txn.commit();
+      throw;
+    }
     store(item);
     txn.commit();
     woke_work = item.state == ItemState::pending && before != ItemState::pending;
@@ -665,9 +753,10 @@ QueueItem SqliteTransport::get(const std::string& item_id) {
   auto id = parse_id(item_id);
   if (!id) throw no_item(item_id);
   std::lock_guard<std::mutex> lock(mu_);
-  auto item = load(*id);
-  if (!item) throw no_item(item_id);
-  return std::move(*item);
+  auto row = load(*id);
+  if (!row) throw no_item(item_id);
+  if (row->unreadable) record_quarantines({*row});
+  return std::move(row->item);
 }
 
 std::vector<QueueItem> SqliteTransport::list(const ItemFilter& filter) {
@@ -678,22 +767,33 @@ std::vector<QueueItem> SqliteTransport::list(const ItemFilter& filter) {
   sql += filter.limit ? " ORDER BY id DESC LIMIT ?" : " ORDER BY id";
 
   std::lock_guard<std::mutex> lock(mu_);
-  sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
-    fail("cannot prepare the item list");
-  }
-  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
-  Stmt s(db_, raw, path_);
-  int i = 1;
-  if (filter.queue) s.bind(i++, filter.queue->str());
-  if (filter.state) s.bind(i++, std::string(to_string(*filter.state)));
-  if (!filter.agent_id.empty()) s.bind(i++, filter.agent_id);
-  if (filter.limit) {
-    s.bind(i++, static_cast<std::int64_t>(
-                    std::min<std::size_t>(filter.limit, std::numeric_limits<std::int64_t>::max())));
-  }
   std::vector<QueueItem> items;
-  while (s.step()) items.push_back(item_from_row(s));
+  std::vector<Loaded> unreadable;
+  {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+      fail("cannot prepare the item list");
+    }
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
+    Stmt s(db_, raw, path_);
+    int i = 1;
+    if (filter.queue) s.bind(i++, filter.queue->str());
+    if (filter.state) s.bind(i++, std::string(to_string(*filter.state)));
+    if (!filter.agent_id.empty()) s.bind(i++, filter.agent_id);
+    if (filter.limit) {
+      s.bind(i++, static_cast<std::int64_t>(std::min<std::size_t>(
+                      filter.limit, std::numeric_limits<std::int64_t>::max())));
+    }
+    while (s.step()) {
+      Loaded row = item_from_row(s);
+      if (row.unreadable) unreadable.push_back(row);
+      // Failed just now: no longer in the state asked for.
+      if (filter.state && row.item.state != *filter.state) continue;
+      items.push_back(std::move(row.item));
+    }
+  }
+  // After the read statement is done with the file.
+  record_quarantines(unreadable);
   if (filter.limit) std::reverse(items.begin(), items.end());
   return items;
 }
@@ -702,30 +802,41 @@ std::optional<QueueItem> SqliteTransport::claim(const std::vector<QueueRef>& que
                                                 const std::string& agent_id) {
   std::lock_guard<std::mutex> lock(mu_);
   Txn txn(*this);
-  // The head of each queue comes straight off the items_claim index, so a
-  // claim costs the same with a thousand pending items or a million.
-  std::int64_t best_id = 0;
-  std::int64_t best_priority = 0;
-  for (const QueueRef& q : queues) {
-    auto s = stmt(
-        "SELECT id, priority FROM items WHERE queue = ? AND state = 'pending' "
-        "ORDER BY priority, id LIMIT 1");
-    s.bind(1, q.str());
-    if (!s.step()) continue;
-    std::int64_t id = s.int64(0), priority = s.int64(1);
-    if (best_id == 0 || priority < best_priority ||
-        (priority == best_priority && id < best_id)) {
-      best_id = id;
-      best_priority = priority;
+  // A head that cannot be read is failed and passed by: the next one is
+  // the head then.
+  for (;;) {
+    // The head of each queue comes straight off the items_claim index, so
+    // a claim costs the same with a thousand pending items or a million.
+    std::int64_t best_id = 0;
+    std::int64_t best_priority = 0;
+    for (const QueueRef& q : queues) {
+      auto s = stmt(
+          "SELECT id, priority FROM items WHERE queue = ? AND state = 'pending' "
+          "ORDER BY priority, id LIMIT 1");
+      s.bind(1, q.str());
+      if (!s.step()) continue;
+      std::int64_t id = s.int64(0), priority = s.int64(1);
+      if (best_id == 0 || priority < best_priority ||
+          (priority == best_priority && id < best_id)) {
+        best_id = id;
+        best_priority = priority;
+      }
     }
+    if (best_id == 0) {
+      txn.commit();  // keeps the quarantines made on the way, if any
+      return std::nullopt;
+    }
+    auto row = load(best_id);
+    if (!row) fail("claimed item vanished");
+    if (row->unreadable) {
+      record_quarantine(*row);
+      continue;
+    }
+    lifecycle::claim(row->item, agent_id, now_ms());
+    store(row->item);
+    txn.commit();
+    return std::move(row->item);
   }
-  if (best_id == 0) return std::nullopt;
-  auto item = load(best_id);
-  if (!item) fail("claimed item vanished");
-  lifecycle::claim(*item, agent_id, now_ms());
-  store(*item);
-  txn.commit();
-  return item;
 }
 
 // --- queues
@@ -831,6 +942,7 @@ std::vector<AgentRecord> SqliteTransport::list_agents() {
       "SELECT id, host, pid, version, entity, queues, status, max_jobs, running_jobs, "
       "started_at, last_seen FROM agents ORDER BY id");
   std::vector<AgentRecord> out;
+  std::int64_t now = now_ms();
   while (s.step()) {
     AgentRecord a;
     a.id = s.text(0);
@@ -845,6 +957,7 @@ std::vector<AgentRecord> SqliteTransport::list_agents() {
     a.running_jobs = static_cast<int>(s.int64(8));
     a.started_at = s.int64(9);
     a.last_seen = s.int64(10);
+    lifecycle::judge_agent(a, now);
     out.push_back(std::move(a));
   }
   return out;

@@ -17,6 +17,11 @@ constexpr int kMaxNesting = 64;
 // "billion laughs" of a few hundred bytes that would expand to gigabytes).
 constexpr std::size_t kMaxYamlExpandedBytes = 1u << 20;
 
+// How long a name (queue, entity) may be, in characters.
+constexpr std::size_t kMaxNameChars = 64;
+// How long a job's name (free text: any letters, no controls) may be.
+constexpr std::size_t kMaxJobNameChars = 128;
+
 // SageMaker's own limits on a training job (CreateTrainingJob in the
 // SageMaker API reference), checked before the job is sent so the error
 // names the variable or argument.

@@ -43,6 +43,10 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& argv,
                           const ProcessOptions& options = {});
 
+// True while a process `pid` exists on this host (kill(pid, 0); one owned
+// by another user exists too). False for pid <= 0.
+bool process_exists(int pid);
+
 }  // namespace util
 }  // namespace launch
 

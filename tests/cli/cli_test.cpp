@@ -722,6 +722,41 @@ TEST_CASE("agents lists the registered agents") {
   CHECK((*json)[0]["max_jobs"].GetInt() == 2);
 }
 
+TEST_CASE("agents shows an agent killed here as dead and one gone quiet as lost") {
+  Sandbox sb;
+  char host[256] = {0};
+  REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) ::_exit(0);
+  REQUIRE(::waitpid(child, nullptr, 0) == child);
+  launch::AgentRecord killed;
+  killed.id = "killed-here";
+  killed.host = host;
+  killed.pid = static_cast<int>(child);  // gone: as after kill -9
+  killed.status = launch::AgentStatus::running;
+  killed.last_seen = launch::now_ms();
+  sb.store().upsert_agent(killed);
+  launch::AgentRecord quiet = killed;
+  quiet.id = "quiet-there";
+  quiet.host = "another-host";
+  quiet.last_seen = launch::now_ms() - (launch::kAgentLeaseSeconds + 60) * 1000;
+  sb.store().upsert_agent(quiet);
+
+  std::string table = sb.ok({"agents"});
+  INFO(table);
+  CHECK(contains(table, "dead"));
+  CHECK(contains(table, "lost"));
+  CHECK_FALSE(contains(table, "running"));
+  auto json = parse_json(sb.ok({"agents", "--json"}));
+  REQUIRE(json->IsArray());
+  REQUIRE(json->Size() == 2);
+  for (const auto& a : json->GetArray()) {
+    std::string id = a["id"].GetString(), status = a["status"].GetString();
+    CHECK(status == (id == "killed-here" ? "dead" : "lost"));
+  }
+}
+
 TEST_CASE("--version, and the default store under LAUNCH_HOME") {
   Sandbox sb;
   Result v = sb.run({"--version"});

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include "launch/features.h"
 #if LAUNCH_FEATURE_POSTGRES
@@ -27,9 +28,12 @@ namespace conformance {
 
 namespace {
 
+// A named store, so that opening `uri` again reaches it (as another
+// handle of sqlite:// or postgres:// does); a fresh name for each case.
 struct MemoryFixture : Fixture {
   MemoryFixture() {
-    uri = "memory://";
+    static int count = 0;
+    uri = "memory://conformance-" + std::to_string(++count);
     transport = launch::open_transport(uri);
   }
 };
@@ -56,17 +60,59 @@ struct PostgresFixture : Fixture {
 };
 #endif
 
+// Through SQLite's own library, on the file the transport uses.
+void sqlite_update_row(Fixture& f, const std::string& item_id, const std::string& set) {
+  std::string path = f.uri.substr(std::string("sqlite://").size());
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  std::string sql = "UPDATE items SET " + set + " WHERE id = " + item_id;
+  char* err = nullptr;
+  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  std::string message = err ? err : "";
+  sqlite3_free(err);
+  int changed = sqlite3_changes(db);
+  sqlite3_close(db);
+  INFO(sql << ": " << message);
+  REQUIRE(rc == SQLITE_OK);
+  REQUIRE(changed == 1);
+}
+
 }  // namespace
 
 const std::vector<Backend>& backends() {
   static const std::vector<Backend> all = {
-      {"memory", false, [] { return std::make_unique<MemoryFixture>(); }},
-      {"sqlite", true, [] { return std::make_unique<SqliteFixture>(); }},
+      {"memory", false, [] { return std::make_unique<MemoryFixture>(); }, nullptr},
+      {"sqlite", true, [] { return std::make_unique<SqliteFixture>(); }, sqlite_update_row},
 #if LAUNCH_FEATURE_POSTGRES
-      {"postgres", true, [] { return std::make_unique<PostgresFixture>(); }},
+      {"postgres", true, [] { return std::make_unique<PostgresFixture>(); },
+       [](Fixture& f, const std::string& item_id, const std::string& set) {
+         launch_test::pg_exec(f.uri, "UPDATE launch_items SET " + set + " WHERE id = " + item_id);
+       }},
 #endif
   };
   return all;
+}
+
+void for_each_transport_with_rows(const std::function<void(Fixture&, const RowUpdate&)>& body) {
+  for (const Backend& b : backends()) {
+    if (!b.update_row) continue;
+    SUBCASE(b.name.c_str()) {
+      std::unique_ptr<Fixture> f = b.open();
+      Fixture& fixture = *f;
+      body(fixture, [&](const std::string& id, const std::string& set) {
+        b.update_row(fixture, id, set);
+      });
+    }
+  }
+}
+
+std::string sql_literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    out += c;
+    if (c == '\'') out += '\'';
+  }
+  return out + "'";
 }
 
 void for_each_transport(const std::function<void(Fixture&)>& body, bool cross_process_only) {

@@ -33,6 +33,10 @@ struct Backend {
   std::string name;
   bool cross_process;  // other OS processes may open its URI and share the store
   std::function<std::unique_ptr<Fixture>()> open;
+  // Runs "UPDATE <its item table> SET <set> WHERE id = <item id>" on the
+  // store behind the transport's back, as a damaged disk or a newer version
+  // would write. Empty for a store without rows (memory://).
+  std::function<void(Fixture&, const std::string& item_id, const std::string& set)> update_row;
 };
 
 // Every transport under test. Adding one is one entry in backends.cpp.
@@ -43,6 +47,14 @@ const std::vector<Backend>& backends();
 // other processes can share.
 void for_each_transport(const std::function<void(Fixture&)>& body,
                         bool cross_process_only = false);
+
+// As for_each_transport, only for backends with update_row; `update_row`
+// is the backend's, bound to the fixture.
+using RowUpdate = std::function<void(const std::string& item_id, const std::string& set)>;
+void for_each_transport_with_rows(const std::function<void(Fixture&, const RowUpdate&)>& body);
+
+// `text` as an SQL string literal.
+std::string sql_literal(const std::string& text);
 
 // A queue in entity "team", resource local-process.
 launch::QueueDef make_queue(const std::string& name, bool prioritized = false,

@@ -7,6 +7,9 @@
 #include <set>
 #include <thread>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include "backends.hpp"
@@ -526,6 +529,29 @@ TEST_CASE("conformance: an expired lease goes back to pending, then fails after 
   });
 }
 
+TEST_CASE("conformance: opening a store puts the items of a vanished agent back") {
+  for_each_transport([](Fixture& f) {
+    Transport& t = *f.transport;
+    t.create_queue(make_queue("orphans", false, 1, 3));
+    QueueRef q{"team", "orphans"};
+    std::string id = t.push(q, make_job("x"));
+    REQUIRE(t.claim({q}, "killed-agent"));
+    t.start(id, "killed-agent", "");
+    // Its agent is gone and no other agent runs: a later open (a CLI
+    // command, say) is what moves the item, without calling expire_leases.
+    auto reopened = open_transport(f.uri);
+    CHECK(t.get(id).state == ItemState::running);  // the lease still holds
+    sleep_past_lease();
+    reopened = open_transport(f.uri);
+    QueueItem back = reopened->get(id);
+    CHECK(back.state == ItemState::pending);
+    CHECK(back.agent_id.empty());
+    REQUIRE(back.warnings.size() == 1);
+    CHECK(back.warnings[0].find("killed-agent") != std::string::npos);
+    CHECK(t.get(id).state == ItemState::pending);
+  });
+}
+
 TEST_CASE("conformance: a stopping item whose lease expires ends stopped") {
   for_each_transport([](Fixture& f) {
     Transport& t = *f.transport;
@@ -623,6 +649,73 @@ TEST_CASE("conformance: agents register, update and heartbeat") {
     // A heartbeat from an agent that never registered registers nothing.
     t.heartbeat("ghost", {});
     CHECK(t.list_agents().size() == 2);
+  });
+}
+
+namespace {
+
+std::string this_host() {
+  char buf[256] = {0};
+  REQUIRE(::gethostname(buf, sizeof buf - 1) == 0);
+  return buf;
+}
+
+// The pid of a process that has come and gone.
+int gone_pid() {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) ::_exit(0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return static_cast<int>(pid);
+}
+
+AgentRecord agent_at(const std::string& id, const std::string& host, int pid,
+                     AgentStatus status, std::int64_t last_seen) {
+  AgentRecord a;
+  a.id = id;
+  a.host = host;
+  a.pid = pid;
+  a.status = status;
+  a.last_seen = last_seen;
+  return a;
+}
+
+AgentStatus status_of(Transport& t, const std::string& id) {
+  for (const auto& a : t.list_agents()) {
+    if (a.id == id) return a.status;
+  }
+  FAIL("no agent " << id);
+  return AgentStatus::stopped;
+}
+
+}  // namespace
+
+TEST_CASE("conformance: an agent gone quiet lists as lost; one whose pid is gone here, dead") {
+  for_each_transport([](Fixture& f) {
+    Transport& t = *f.transport;
+    std::int64_t now = now_ms();
+    std::int64_t stale = now - (kAgentLeaseSeconds + 5) * 1000;
+    std::int64_t recent = now - 5 * 1000;
+    int me = static_cast<int>(::getpid());
+    t.upsert_agent(agent_at("alive-here", this_host(), me, AgentStatus::running, now));
+    t.upsert_agent(agent_at("killed-here", this_host(), gone_pid(), AgentStatus::running, now));
+    t.upsert_agent(agent_at("quiet-there", "other-host", me, AgentStatus::polling, stale));
+    t.upsert_agent(agent_at("fine-there", "other-host", me, AgentStatus::running, recent));
+    t.upsert_agent(agent_at("stopped-there", "other-host", me, AgentStatus::stopped, stale));
+    t.upsert_agent(agent_at("stopped-here", this_host(), gone_pid(), AgentStatus::stopped, now));
+
+    CHECK(status_of(t, "alive-here") == AgentStatus::running);
+    CHECK(status_of(t, "killed-here") == AgentStatus::dead);  // at once, not after the lease
+    CHECK(status_of(t, "quiet-there") == AgentStatus::lost);
+    CHECK(status_of(t, "fine-there") == AgentStatus::running);
+    // An agent that said it stopped has stopped, whatever its age.
+    CHECK(status_of(t, "stopped-there") == AgentStatus::stopped);
+    CHECK(status_of(t, "stopped-here") == AgentStatus::stopped);
+
+    // A lost agent that heartbeats again is back to what it reported.
+    t.heartbeat("quiet-there", {});
+    CHECK(status_of(t, "quiet-there") == AgentStatus::polling);
   });
 }
 

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "launch/error.hpp"
+#include "launch/log.hpp"
 #include "launch/transport.hpp"
 #include "pg_support.hpp"
 
@@ -56,7 +59,120 @@ int wait_child(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// The library's log lines (debug level and above) while it lives:
+// warnings() are those at warn level and above; wait_for blocks until a
+// line contains a text.
+class LogLines {
+ public:
+  LogLines() : old_level_(log_level()) {
+    set_log_level(LogLevel::debug);
+    set_log_sink([this](LogLevel level, const std::string& line) {
+      std::lock_guard<std::mutex> lock(mu_);
+      lines_.emplace_back(level, line);
+      cv_.notify_all();
+    });
+  }
+  ~LogLines() {
+    set_log_sink(nullptr);
+    set_log_level(old_level_);
+  }
+  std::vector<std::string> warnings() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& l : lines_) {
+      if (l.first <= LogLevel::warn) out.push_back(l.second);
+    }
+    return out;
+  }
+  // False if none came within a minute (a safety net, not a measure).
+  bool wait_for(const std::string& text) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(60), [&] {
+      return std::any_of(lines_.begin(), lines_.end(), [&](const auto& l) {
+        return l.second.find(text) != std::string::npos;
+      });
+    });
+  }
+
+ private:
+  LogLevel old_level_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<LogLevel, std::string>> lines_;
+};
+
+// `uri` with its user replaced.
+std::string with_user(const std::string& uri, const std::string& user) {
+  auto scheme = uri.find("://");
+  auto at = uri.find('@', scheme + 3);
+  REQUIRE(at != std::string::npos);
+  return uri.substr(0, scheme + 3) + user + uri.substr(at);
+}
+
+std::string open_refusal(const std::string& uri) {
+  try {
+    open_transport(uri);
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::io);
+    return e.what();
+  }
+  FAIL("open_transport(" << uri << ") succeeded");
+  return "";
+}
+
 }  // namespace
+
+TEST_CASE("postgres: a role or a database that does not exist is refused at once, by name") {
+  LogLines log;
+  std::string role = open_refusal(with_user(launch_test::pg_uri(), "no_such_role"));
+  CHECK(role.find("role \"no_such_role\" does not exist") != std::string::npos);
+  CHECK(role.find("28000") != std::string::npos);
+  CHECK(role.find("not retried") != std::string::npos);
+  std::string db =
+      open_refusal(launch_test::with_dbname(launch_test::pg_uri(), "no_such_database"));
+  CHECK(db.find("database \"no_such_database\" does not exist") != std::string::npos);
+  CHECK(db.find("3D000") != std::string::npos);
+  // A schema that does not exist: the server takes the connection, then
+  // refuses to create the tables anywhere.
+  FreshDatabase fresh;
+  std::string schema = open_refusal(fresh.uri() + "?options=-csearch_path%3Dno_such_schema");
+  CHECK(schema.find("no schema has been selected") != std::string::npos);
+  // None was retried: no "retrying" line, no "gave up".
+  CHECK(log.warnings().empty());
+  CHECK(schema.find("gave up") == std::string::npos);
+  CHECK(role.find("gave up") == std::string::npos);
+  CHECK(db.find("gave up") == std::string::npos);
+}
+
+TEST_CASE("postgres: a server that is not up yet is waited for, saying so once") {
+  FreshDatabase db;
+  open_transport(db.uri());  // the schema exists: the open below only connects
+  LogLines log;
+  launch_test::stop_server_immediate();
+  std::shared_ptr<Transport> t;
+  std::string failure;
+  std::thread opener([&] {
+    try {
+      t = open_transport(db.uri());
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  });
+  // The first refusal is said; the second is only a debug line.
+  bool retried = log.wait_for("retrying in");
+  launch_test::start_server();
+  opener.join();
+  CHECK(retried);
+  CHECK(failure.empty());
+  CHECK(t);
+  auto lines = log.warnings();
+  std::string all;
+  for (const auto& l : lines) all += l + "\n";
+  INFO(all);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("postgres open") != std::string::npos);
+  CHECK(lines[0].find("Connection refused") != std::string::npos);
+}
 
 TEST_CASE("postgres: the scheme and its alias open the same store") {
   FreshDatabase db;

@@ -396,3 +396,43 @@ TEST_CASE("lifecycle: leases renew, expire to pending, then fail") {
   CHECK(lifecycle::expire(s, 20000));
   CHECK(s.state == ItemState::stopped);
 }
+
+TEST_CASE("job: a name is UTF-8 text of at most 128 characters, shown whole") {
+  JobSpec s;
+  s.name = "训练-é-🚀";
+  s.validate();
+  std::string long_name;
+  for (int i = 0; i < 128; ++i) long_name += "é";  // 256 bytes, 128 characters
+  s.name = long_name;
+  s.validate();
+  s.name += "é";
+  std::string m = launch_test::invalid([&] { s.validate(); });
+  CHECK(has(m, "job spec: name \"" + s.name + "\" is 129 characters long; at most 128"));
+  s.name = "ab\xE9";  // Latin-1, not UTF-8
+  m = launch_test::invalid([&] { s.validate(); });
+  CHECK(has(m, "job spec: name \"ab\\xE9\": not UTF-8 text (byte 0xE9 at offset 2)"));
+  s.name = "bell\a";
+  m = launch_test::invalid([&] { s.validate(); });
+  CHECK(has(m, "control character U+0007"));
+}
+
+TEST_CASE("lifecycle: an unreadable item fails at stage agent, an ended one keeps its state") {
+  QueueItem it;
+  it.id = "7";
+  it.state = ItemState::pending;
+  CHECK(lifecycle::quarantine(it, "job spec: invalid JSON", 1000));
+  CHECK(it.state == ItemState::failed);
+  REQUIRE(it.error);
+  CHECK(it.error->stage == ErrorStage::agent);
+  CHECK(it.error->message == "unreadable item: job spec: invalid JSON");
+  CHECK(it.ended_at == 1000);
+
+  QueueItem done;
+  done.state = ItemState::finished;
+  done.ended_at = 5;
+  CHECK_FALSE(lifecycle::quarantine(done, "bad", 1000));
+  CHECK(done.state == ItemState::finished);
+  CHECK(done.ended_at == 5);
+  REQUIRE(done.error);
+  CHECK(done.error->message == "unreadable item: bad");
+}

@@ -57,6 +57,17 @@ TEST_CASE("agent record JSON round-trips every field") {
   CHECK(to_json(r) == j);
 }
 
+TEST_CASE("agent record JSON: the judged statuses lost and dead round-trip") {
+  for (AgentStatus st : {AgentStatus::lost, AgentStatus::dead}) {
+    AgentRecord a;
+    a.id = "a";
+    a.status = st;
+    std::string j = to_json(a);
+    CHECK(j.find(std::string("\"status\":\"") + to_string(st) + "\"") != std::string::npos);
+    CHECK(agent_record_from_json(j).status == st);
+  }
+}
+
 TEST_CASE("agent record JSON: unknown fields read, missing and wrong ones named") {
   AgentRecord r = agent_record_from_json(R"({"id":"a","status":"stopped","gpus":[0,1]})");
   CHECK(r.id == "a");

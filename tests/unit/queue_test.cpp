@@ -6,6 +6,7 @@
 #include "launch/error.hpp"
 #include "unit/expect_error.hpp"
 #include "launch/queue.hpp"
+#include "launch/transport.hpp"
 
 using launch::Errc;
 using launch_test::has;
@@ -102,6 +103,57 @@ TEST_CASE("validate_name allows 1-64 characters of [A-Za-z0-9._-]") {
   CHECK(has(m, "queue name \"..\""));
   m = invalid([] { launch::validate_name("queue name", "."); });
   CHECK(has(m, "queue name \".\""));
+}
+
+TEST_CASE("validate_name reads names as UTF-8 text and shows them whole") {
+  // The character is named whole, never as the first byte of its sequence.
+  std::string m = invalid([] { launch::validate_name("queue name", "gpu-é"); });
+  CHECK(has(m, "queue name \"gpu-é\": character 'é' (U+00E9) is not allowed"));
+  m = invalid([] { launch::validate_name("entity", "团队"); });
+  CHECK(has(m, "entity \"团队\": character '团' (U+56E2)"));
+  m = invalid([] { launch::validate_name("queue name", "a\xF0\x9F\x9A\x80"); });
+  CHECK(has(m, "character '\xF0\x9F\x9A\x80' (U+1F680)"));
+  // Lengths count characters, not bytes: 64 two-byte letters are 64 long.
+  std::string long_name;
+  for (int i = 0; i < 65; ++i) long_name += "é";
+  m = invalid([&] { launch::validate_name("queue name", long_name); });
+  CHECK(has(m, "is 65 characters long"));
+  CHECK(has(m, "\"" + long_name + "\""));
+  // Bytes that are not UTF-8 are refused as such and shown escaped, as are
+  // controls (a terminal escape in a name must not reach the terminal).
+  m = invalid([] { launch::validate_name("queue name", "ab\xC3"); });
+  CHECK(has(m, "queue name \"ab\\xC3\": not UTF-8 text (byte 0xC3 at offset 2)"));
+  m = invalid([] { launch::validate_name("queue name", "a\xC3\x28"); });
+  CHECK(has(m, "byte 0xC3 at offset 1"));
+  m = invalid([] { launch::validate_name("queue name", "a\xC0\xAF"); });  // overlong '/'
+  CHECK(has(m, "not UTF-8 text"));
+  m = invalid([] { launch::validate_name("queue name", "red\x1B[31m"); });
+  CHECK(has(m, "\"red\\u{001B}[31m\": character U+001B is not allowed"));
+  CHECK_FALSE(has(m, "\x1B"));
+  // QueueRef::parse says the same, through the same check.
+  m = invalid([] { QueueRef::parse("team/gpu-é"); });
+  CHECK(has(m, "queue \"team/gpu-é\": queue name \"gpu-é\": character 'é' (U+00E9)"));
+}
+
+TEST_CASE("a name may not start with a dash; a queue named -x is refused at create") {
+  std::string m = invalid([] { launch::validate_name("queue name", "-x"); });
+  CHECK(has(m, "queue name \"-x\" must not start with '-'"));
+  m = invalid([] { launch::validate_name("entity", "--team"); });
+  CHECK(has(m, "entity \"--team\" must not start with '-'"));
+  launch::validate_name("queue name", "x-");  // elsewhere a dash is fine
+  launch::validate_name("queue name", "a-b");
+
+  QueueDef q;
+  q.entity = "team";
+  q.name = "-x";
+  m = invalid([&] { q.validate(); });
+  CHECK(has(m, "queue name \"-x\" must not start with '-'"));
+  auto t = launch::open_transport("memory://");
+  m = invalid([&] { t->create_queue(q); });
+  CHECK(has(m, "must not start with '-'"));
+  CHECK(t->list_queues().empty());
+  m = invalid([] { launch::parse_queue("name: -x\nentity: team\nresource: local-process\n"); });
+  CHECK(has(m, "must not start with '-'"));
 }
 
 TEST_CASE("variable types read and print by name") {

@@ -383,8 +383,10 @@ class Transport(_Handle):
 
     def agents(self):
         """The registered agents, each a dict: id, host, pid, version, entity,
-        queues, status (polling, running or stopped), max_jobs, running_jobs,
-        started_at, last_seen (ms since the epoch)."""
+        queues, status (polling, running or stopped as reported; lost when
+        its last heartbeat is over 30 s old, dead when it ran on this host and
+        its pid is gone), max_jobs, running_jobs, started_at, last_seen (ms
+        since the epoch)."""
         return json.loads(_call_out(_lib().launch_agent_list, self._h))
 
 

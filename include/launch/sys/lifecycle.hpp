@@ -57,6 +57,25 @@ LAUNCH_EXPORT bool lease_expired(const QueueItem& item, std::int64_t now);
 // expired.
 LAUNCH_EXPORT bool expire(QueueItem& item, std::int64_t now);
 
+// An item whose stored row cannot be read back (a damaged row, a field of
+// the wrong type, a state this version does not know): `item` holds what
+// the store could read of it (id, queue, state, times, attempts); it becomes
+// failed at stage agent with "unreadable item: <cause>", so list() shows it
+// and claim() passes it by instead of failing on it forever. An item whose
+// state was read and had ended keeps that state and only gets the error; a
+// state that could not be read counts as not ended (pass it as pending).
+// Returns true when the state changed: the store then records the failure
+// in its own statement (leaving the unreadable fields as they are, for
+// whoever inspects the row), so the queue moves on.
+LAUNCH_EXPORT bool quarantine(QueueItem& item, const std::string& cause, std::int64_t now);
+
+// The status list_agents() shows for `agent` at `now` (AgentStatus):
+// dead when it said polling or running, runs on this host (its host is
+// this host's name) and its pid no longer exists; else lost when its
+// last_seen is more than kAgentLeaseSeconds old; else what it reported.
+// Every store applies it to the records it reads.
+LAUNCH_EXPORT void judge_agent(AgentRecord& agent, std::int64_t now);
+
 }  // namespace lifecycle
 }  // namespace launch
 
