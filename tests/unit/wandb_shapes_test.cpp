@@ -96,6 +96,11 @@ TEST_CASE("a resource-keyed config is unwrapped into exactly what its key holds"
   item.queue = q.ref();
   item.spec = spec(R"({"local-process":{"timeout_seconds":5}})");
   CHECK(launch::resolve_config(q, item, {}, {}) == R"({"env":{"A":"1g"},"timeout_seconds":5})");
+  // sagemaker: a plain queue config, W&B's wrapped resource_args.
+  q = queue("sagemaker", R"({"RoleArn":"r","ResourceConfig":{"InstanceCount":1}})");
+  item.spec = spec(R"({"sagemaker":{"ResourceConfig":{"InstanceType":"ml.m5.xlarge"}}})");
+  CHECK(launch::resolve_config(q, item, {}, {}) ==
+        R"({"RoleArn":"r","ResourceConfig":{"InstanceCount":1,"InstanceType":"ml.m5.xlarge"}})");
   // gcp-vertex takes W&B's other name for it.
   q = queue("gcp-vertex", R"({"vertex":{"spec":{"a":1}}})");
   item.spec = spec(R"({"gcp-vertex":{"spec":{"b":2}}})");
