@@ -225,7 +225,12 @@ int push(Context& ctx, const PushOptions& opts) {
     spec.source.code_dir = text;
   }
   if (!opts.git_ref.empty() && opts.git_url.empty()) {
-    throw Error(Errc::invalid, "--ref \"" + opts.git_ref + "\" needs --git URL");
+    // A -c file's git repository takes a --ref of its own.
+    if (spec.source.kind == launch::JobSource::Kind::git) {
+      spec.source.git_ref = opts.git_ref;
+    } else {
+      throw Error(Errc::invalid, "--ref \"" + opts.git_ref + "\" needs --git URL");
+    }
   }
   if (!opts.entry.empty()) spec.entry_point = parse_entry_point(opts.entry);
   if (!opts.args.empty()) spec.args = opts.args;

@@ -910,6 +910,15 @@ TEST_CASE("push -c takes W&B's launch config; the same job in W&B's shapes and o
   CHECK(o.spec.entry_point == std::vector<std::string>{"/bin/true"});
   CHECK(o.spec.args == std::vector<std::string>{"x"});
   CHECK(o.spec.project == "vision");
+  // A file's git repository and version; --ref wins over the version.
+  std::string git = sb.push({"-q", "wandb-local-process", "-c",
+                             R"({"git": {"repo": "https://example.com/r.git", "version": "v1"},)"
+                             R"( "overrides": {"entry_point": ["/bin/true"]}})",
+                             "--ref", "v2"});
+  auto g = sb.store().get(git);
+  CHECK(g.spec.source.kind == launch::JobSource::Kind::git);
+  CHECK(g.spec.source.git_url == "https://example.com/r.git");
+  CHECK(g.spec.source.git_ref == "v2");
 }
 
 TEST_CASE("push -c refuses what it cannot take, naming the key") {
