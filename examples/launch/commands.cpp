@@ -22,6 +22,11 @@ namespace {
 
 constexpr auto kPollInterval = std::chrono::milliseconds(150);
 
+// "1 item", "3 items".
+std::string items_text(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " item" : " items");
+}
+
 void print(const std::string& text) {
   std::cout << text;
   if (!text.empty() && text.back() != '\n') std::cout << '\n';
@@ -148,16 +153,18 @@ int queue_delete(Context& ctx, const std::string& name, bool force) {
   }
   if ((pending > 0 || active > 0) && !force) {
     throw Error(Errc::state,
-                "queue " + ref.str() + " still holds " + std::to_string(pending + active) +
-                    " items that have not ended (" + std::to_string(pending) + " pending, " +
+                "queue " + ref.str() + " has " +
+                    items_text(static_cast<std::size_t>(pending + active)) +
+                    " not yet ended (" + std::to_string(pending) + " pending, " +
                     std::to_string(active) +
                     " claimed or running); give --force to delete it with all its items");
   }
   if (active > 0) {
     // Its agent is still at work on them: the store refuses, and says so.
-    throw Error(Errc::state, "queue " + ref.str() + ": " + std::to_string(active) +
-                                 " items are claimed or running; cancel them (launch cancel "
-                                 "ITEM) and delete the queue once they have stopped");
+    throw Error(Errc::state, "queue " + ref.str() + ": " +
+                                 items_text(static_cast<std::size_t>(active)) +
+                                 " claimed or running; cancel them (launch cancel ITEM) and "
+                                 "delete the queue once they have stopped");
   }
   t.delete_queue(ref);
   // The items' logs go with them.
@@ -166,9 +173,9 @@ int queue_delete(Context& ctx, const std::string& name, bool force) {
     std::error_code ec;
     std::filesystem::remove_all(launch::run_directory(home, item.id), ec);
   }
-  std::string count = std::to_string(items.size());
-  print(ctx.json ? "{\"deleted\":" + json_string(ref.str()) + ",\"items\":" + count + "}"
-                 : "deleted queue " + ref.str() + " and its " + count + " items");
+  print(ctx.json ? "{\"deleted\":" + json_string(ref.str()) +
+                       ",\"items\":" + std::to_string(items.size()) + "}"
+                 : "deleted queue " + ref.str() + " and its " + items_text(items.size()));
   return 0;
 }
 

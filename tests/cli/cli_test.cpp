@@ -807,21 +807,25 @@ TEST_CASE("queue delete refuses unended items without --force; --force removes t
     std::ofstream(launch::run_directory(sb.home, id) + "/stdout.log") << "out\n";
   }
 
-  check_failure(sb.run({"queue", "delete", "q"}), {"team/q", "1 pending", "--force"});
+  check_failure(sb.run({"queue", "delete", "q"}),
+                {"team/q", "has 1 item not yet ended", "1 pending", "--force"});
   CHECK(sb.store().list().size() == 3);
   CHECK(fs::exists(launch::run_directory(sb.home, waiting)));
 
   // An item an agent is running is not deleted under it, --force or not.
-  std::string running = sb.push({"-q", "q", "-E", "/bin/true"});
+  std::string later = sb.push({"-q", "q", "-E", "/bin/true"});
   claim_and_start(sb.store(), "team/q", waiting);
-  check_failure(sb.run({"queue", "delete", "q", "--force"}), {"team/q", "claimed or running"});
+  check_failure(sb.run({"queue", "delete", "q", "--force"}),
+                {"team/q", "1 item claimed or running"});
   sb.store().cancel(waiting);
   sb.store().confirm_stopped(waiting, kAgent);
 
   CHECK(sb.ok({"queue", "delete", "q", "--force"}) == "deleted queue team/q and its 3 items\n");
   check_failure(sb.run({"queue", "show", "q"}), {"team/q"});
   CHECK(sb.store().list().size() == 1);
-  for (const auto& id : {done, waiting, running}) CHECK_FALSE(fs::exists(launch::run_directory(sb.home, id)));
+  for (const auto& id : {done, waiting, later}) {
+    CHECK_FALSE(fs::exists(launch::run_directory(sb.home, id)));
+  }
   CHECK(fs::exists(launch::run_directory(sb.home, kept) + "/stdout.log"));
 
   // Nothing left to end: no --force needed; --json says how many went.
