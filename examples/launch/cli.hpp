@@ -20,6 +20,7 @@ class Context {
  public:
   bool json = false;
   std::string entity_flag;  // -e, when given
+  std::string uri_flag;     // --uri, when given; else LAUNCH_QUEUE_URI, else the default
 
   launch::Transport& transport();
   // -e, else LAUNCH_ENTITY, else the config file's `entity`, else the OS

@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);  // none: reported below, naming what was typed
   app.fallthrough();  // global flags also after the command: `launch list --json`
   app.add_flag("--json", ctx.json, "Machine-readable output (JSON)");
+  app.add_option("--uri", ctx.uri_flag,
+                 "The store (default: LAUNCH_QUEUE_URI, else sqlite://$LAUNCH_HOME/launch.db)");
   app.add_option("-e,--entity", ctx.entity_flag,
                  "Entity of queues named without one (default: LAUNCH_ENTITY, "
                  "the config file's entity, the user name)");

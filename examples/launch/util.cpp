@@ -42,12 +42,12 @@ std::string env(const char* name) {
 
 launch::Transport& Context::transport() {
   if (!transport_) {
-    std::string uri = launch::default_transport_uri();
+    std::string uri = uri_flag.empty() ? launch::default_transport_uri() : uri_flag;
     // Each command is a process of its own: a store in its memory would be
     // gone before the next command could read it.
     if (uri.rfind("memory:", 0) == 0) {
       throw Error(Errc::invalid,
-                  "LAUNCH_QUEUE_URI \"" + uri +
+                  std::string(uri_flag.empty() ? "LAUNCH_QUEUE_URI" : "--uri") + " \"" + uri +
                       "\": a memory:// store ends with the command, so nothing would "
                       "outlive it; use sqlite:///PATH/launch.db or postgres://... (unset: "
                       "sqlite://$LAUNCH_HOME/launch.db)");

@@ -746,6 +746,14 @@ TEST_CASE("memory:// is refused: nothing would outlive the command") {
   check_failure(sb.run({"queue", "create", "m", "-r", "local-process"}),
                 {"LAUNCH_QUEUE_URI", "memory://", "outlive"});
   check_failure(sb.run({"queue", "list"}), {"memory://"});
+  sb.env["LAUNCH_QUEUE_URI"] = sb.uri;
+  check_failure(sb.run({"--uri", "memory://x", "queue", "list"}), {"--uri", "memory://x"});
+  check_failure(sb.run({"queue", "list", "--uri", "memory://"}), {"--uri"});
+  // --uri names the store, over LAUNCH_QUEUE_URI.
+  std::string other = "sqlite://" + sb.dir + "/other.db";
+  sb.ok({"--uri", other, "queue", "create", "elsewhere", "-r", "local-process"});
+  CHECK(launch::open_transport(other)->list_queues().size() == 1);
+  CHECK(sb.store().list_queues().empty());
   // Usage errors and --help still need no store.
   CHECK(sb.run({"queue", "create", "--help"}).code == 0);
 }
