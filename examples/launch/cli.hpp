@@ -20,6 +20,7 @@ class Context {
  public:
   bool json = false;
   std::string entity_flag;  // -e, when given
+  std::string uri_flag;     // --uri, when given; else LAUNCH_QUEUE_URI, else the default
 
   launch::Transport& transport();
   // -e, else LAUNCH_ENTITY, else the config file's `entity`, else the OS
@@ -50,7 +51,7 @@ struct PushOptions {
   std::vector<std::string> set_vars;
   std::vector<std::string> envs;
   std::string resource_args;
-  std::string run_config;
+  std::string launch_config;  // -c: W&B's launch config (read_launch_config)
   std::string image;
   std::string git_url;
   std::string git_ref;
@@ -71,7 +72,9 @@ struct ListOptions {
 int queue_create(Context& ctx, const QueueCreateOptions& opts);
 int queue_list(Context& ctx);
 int queue_show(Context& ctx, const std::string& name);
-int queue_delete(Context& ctx, const std::string& name);
+// Refuses a queue with items that have not ended unless `force`; removes
+// the run directories of the items it deletes.
+int queue_delete(Context& ctx, const std::string& name, bool force);
 int push(Context& ctx, const PushOptions& opts);
 int list(Context& ctx, const ListOptions& opts);
 int show(Context& ctx, const std::string& item_id);
@@ -97,6 +100,20 @@ std::pair<std::string, std::string> split_assignment(const std::string& text,
                                                      const std::string& flag);
 // -E: a program path, or a JSON array of strings.
 std::vector<std::string> parse_entry_point(const std::string& text);
+
+// --- push -c (launch_config.cpp)
+
+// W&B's launch config, as `wandb launch -c` takes it: `overrides` (args,
+// entry_point, run_config, dockerfile), resource_args, docker.docker_image
+// or image_uri, git (repo, version), uri, name, project, entity, author,
+// run_id, resource, template_variables. `value` is a file path, @file, or
+// the JSON (or YAML) itself. Any other key is refused by name.
+struct LaunchConfig {
+  launch::JobSpec spec;  // what the file sets; push's flags win over it
+  std::string entity;    // the queue's entity when neither -e nor the queue names one
+  std::string resource;  // when set, must be the queue's resource
+};
+LaunchConfig read_launch_config(const std::string& value);
 
 // --- output (output.cpp)
 

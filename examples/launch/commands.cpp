@@ -22,6 +22,11 @@ namespace {
 
 constexpr auto kPollInterval = std::chrono::milliseconds(150);
 
+// "1 item", "3 items".
+std::string items_text(std::size_t n) {
+  return std::to_string(n) + (n == 1 ? " item" : " items");
+}
+
 void print(const std::string& text) {
   std::cout << text;
   if (!text.empty() && text.back() != '\n') std::cout << '\n';
@@ -131,22 +136,61 @@ int queue_show(Context& ctx, const std::string& name) {
   return 0;
 }
 
-int queue_delete(Context& ctx, const std::string& name) {
+int queue_delete(Context& ctx, const std::string& name, bool force) {
   auto ref = ctx.queue_ref(name);
-  ctx.transport().delete_queue(ref);
-  print(ctx.json ? "{\"deleted\":" + json_string(ref.str()) + "}"
-                 : "deleted queue " + ref.str());
+  auto& t = ctx.transport();
+  t.get_queue(ref);  // an unknown queue is named as such
+  launch::ItemFilter f;
+  f.queue = ref;
+  auto items = t.list(f);
+  int pending = 0, active = 0;
+  for (const auto& item : items) {
+    if (item.state == launch::ItemState::pending) {
+      ++pending;
+    } else if (!launch::is_terminal(item.state)) {
+      ++active;
+    }
+  }
+  if ((pending > 0 || active > 0) && !force) {
+    throw Error(Errc::state,
+                "queue " + ref.str() + " has " +
+                    items_text(static_cast<std::size_t>(pending + active)) +
+                    " not yet ended (" + std::to_string(pending) + " pending, " +
+                    std::to_string(active) +
+                    " claimed or running); give --force to delete it with all its items");
+  }
+  if (active > 0) {
+    // Its agent is still at work on them: the store refuses, and says so.
+    throw Error(Errc::state, "queue " + ref.str() + ": " +
+                                 items_text(static_cast<std::size_t>(active)) +
+                                 " claimed or running; cancel them (launch cancel ITEM) and "
+                                 "delete the queue once they have stopped");
+  }
+  t.delete_queue(ref);
+  // The items' logs go with them.
+  std::string home = launch::launch_home();
+  for (const auto& item : items) {
+    std::error_code ec;
+    std::filesystem::remove_all(launch::run_directory(home, item.id), ec);
+  }
+  print(ctx.json ? "{\"deleted\":" + json_string(ref.str()) +
+                       ",\"items\":" + std::to_string(items.size()) + "}"
+                 : "deleted queue " + ref.str() + " and its " + items_text(items.size()));
   return 0;
 }
 
 // ---------------------------------------------------------------- items
 
 int push(Context& ctx, const PushOptions& opts) {
-  launch::JobSpec spec;
-  spec.name = opts.name;
-  spec.project = opts.project;
-  spec.run_id = opts.run_id;
-  spec.dockerfile = opts.dockerfile;
+  // W&B's launch config first; every flag given wins over what it sets.
+  LaunchConfig file;
+  if (!opts.launch_config.empty()) file = read_launch_config(opts.launch_config);
+  launch::JobSpec spec = file.spec;
+  if (ctx.entity_flag.empty() && !file.entity.empty()) ctx.entity_flag = file.entity;
+  if (!opts.name.empty()) spec.name = opts.name;
+  if (!opts.project.empty()) spec.project = opts.project;
+  if (!opts.run_id.empty()) spec.run_id = opts.run_id;
+  if (!opts.dockerfile.empty()) spec.dockerfile = opts.dockerfile;
   if (!opts.priority.empty()) {
     try {
       spec.priority = launch::parse_priority(opts.priority);
@@ -166,13 +210,12 @@ int push(Context& ctx, const PushOptions& opts) {
   if (!opts.resource_args.empty()) {
     spec.resource_args = launch::config_to_json(text_or_file(opts.resource_args), "-R");
   }
-  if (!opts.run_config.empty()) {
-    spec.run_config = launch::config_to_json(text_or_file(opts.run_config), "-c");
-  }
   if (!opts.image.empty()) {
+    spec.source = launch::JobSource{};
     spec.source.kind = launch::JobSource::Kind::image;
     spec.source.image = opts.image;
   } else if (!opts.git_url.empty()) {
+    spec.source = launch::JobSource{};
     spec.source.kind = launch::JobSource::Kind::git;
     spec.source.git_url = opts.git_url;
     spec.source.git_ref = opts.git_ref;
@@ -184,20 +227,38 @@ int push(Context& ctx, const PushOptions& opts) {
     }
     std::string text = dir.string();
     if (text.size() > 1 && text.back() == '/') text.pop_back();
+    spec.source = launch::JobSource{};
     spec.source.kind = launch::JobSource::Kind::code;
     spec.source.code_dir = text;
   }
   if (!opts.git_ref.empty() && opts.git_url.empty()) {
-    throw Error(Errc::invalid, "--ref \"" + opts.git_ref + "\" needs --git URL");
+    // A -c file's git repository takes a --ref of its own.
+    if (spec.source.kind == launch::JobSource::Kind::git) {
+      spec.source.git_ref = opts.git_ref;
+    } else {
+      throw Error(Errc::invalid, "--ref \"" + opts.git_ref + "\" needs --git URL");
+    }
   }
   if (!opts.entry.empty()) spec.entry_point = parse_entry_point(opts.entry);
-  spec.args = opts.args;
+  if (!opts.args.empty()) spec.args = opts.args;
   const char* author = std::getenv("LAUNCH_AUTHOR");
-  spec.author = author && *author ? author : os_user_name();
+  if (author && *author) {
+    spec.author = author;
+  } else if (spec.author.empty()) {
+    spec.author = os_user_name();
+  }
   spec.validate();
 
   auto& t = ctx.transport();
-  std::string id = t.push(ctx.queue_ref(opts.queue), spec);
+  auto ref = ctx.queue_ref(opts.queue);
+  if (!file.resource.empty()) {
+    auto q = t.get_queue(ref);
+    if (q.resource != file.resource) {
+      throw Error(Errc::invalid, "-c: resource \"" + file.resource + "\", but queue " +
+                                     ref.str() + " runs its jobs on " + q.resource);
+    }
+  }
+  std::string id = t.push(ref, spec);
   print(ctx.json ? launch::to_json(t.get(id)) : id);
   return 0;
 }

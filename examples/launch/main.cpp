@@ -55,6 +55,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);  // none: reported below, naming what was typed
   app.fallthrough();  // global flags also after the command: `launch list --json`
   app.add_flag("--json", ctx.json, "Machine-readable output (JSON)");
+  app.add_option("--uri", ctx.uri_flag,
+                 "The store (default: LAUNCH_QUEUE_URI, else sqlite://$LAUNCH_HOME/launch.db)");
   app.add_option("-e,--entity", ctx.entity_flag,
                  "Entity of queues named without one (default: LAUNCH_ENTITY, "
                  "the config file's entity, the user name)");
@@ -80,8 +82,11 @@ int main(int argc, char** argv) {
   std::string queue_name;
   auto* q_show = queue->add_subcommand("show", "Show a queue");
   q_show->add_option("NAME", queue_name, "Queue")->required();
-  auto* q_delete = queue->add_subcommand("delete", "Delete a queue and its items");
+  bool force = false;
+  auto* q_delete = queue->add_subcommand(
+      "delete", "Delete a queue, its items and their logs (refused while items are pending)");
   q_delete->add_option("NAME", queue_name, "Queue")->required();
+  q_delete->add_flag("--force", force, "Delete it with its pending items");
 
   // launch push
   cli::PushOptions push;
@@ -96,8 +101,9 @@ int main(int argc, char** argv) {
   push_cmd->add_option("--env", push.envs, "Environment variable K=V (repeatable)");
   push_cmd->add_option("-R,--resource-args", push.resource_args,
                        "Resource overrides: JSON, or @file (JSON or YAML)");
-  push_cmd->add_option("-c,--config", push.run_config,
-                       "Run config: JSON, or @file (JSON or YAML)");
+  push_cmd->add_option("-c,--config", push.launch_config,
+                       "W&B's launch config (overrides, resource_args, ...): a file, @file "
+                       "or JSON");
   auto* image_opt = push_cmd->add_option("-d,--docker-image", push.image, "Image to run");
   auto* git_opt = push_cmd->add_option("--git", push.git_url, "Git repository URL");
   push_cmd->add_option("--ref", push.git_ref, "Git branch, tag or commit");
@@ -105,7 +111,8 @@ int main(int argc, char** argv) {
   image_opt->excludes(git_opt)->excludes(code_opt);
   git_opt->excludes(code_opt);
   push_cmd->add_option("-E,--entry-point", push.entry,
-                       "Entry point: a program, or a JSON array of argv");
+                       "Entry point: a program, or a JSON array of argv "
+                       "('[\"python\", \"train.py\"]')");
   push_cmd->add_option("--run-id", push.run_id, "Run id (default: a fresh one)");
   push_cmd->add_option("--dockerfile", push.dockerfile, "Dockerfile path in the source");
 
@@ -162,7 +169,7 @@ int main(int argc, char** argv) {
     }
     if (q_list->parsed()) return cli::queue_list(ctx);
     if (q_show->parsed()) return cli::queue_show(ctx, queue_name);
-    if (q_delete->parsed()) return cli::queue_delete(ctx, queue_name);
+    if (q_delete->parsed()) return cli::queue_delete(ctx, queue_name, force);
     if (push_cmd->parsed()) {
       push.args = job_args;
       return cli::push(ctx, push);

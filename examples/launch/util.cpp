@@ -20,6 +20,19 @@ using launch::Error;
 
 namespace {
 
+// "python train.py" as the JSON array it was likely meant as, for a hint.
+std::string argv_json(const std::string& text) {
+  std::string out = "[";
+  std::size_t i = 0;
+  while ((i = text.find_first_not_of(" \t\n", i)) != std::string::npos) {
+    std::size_t end = text.find_first_of(" \t\n", i);
+    if (out.size() > 1) out += ", ";
+    out += json_string(text.substr(i, end == std::string::npos ? std::string::npos : end - i));
+    i = end;
+  }
+  return out + "]";
+}
+
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
@@ -28,7 +41,19 @@ std::string env(const char* name) {
 }  // namespace
 
 launch::Transport& Context::transport() {
-  if (!transport_) transport_ = launch::open_transport(launch::default_transport_uri());
+  if (!transport_) {
+    std::string uri = uri_flag.empty() ? launch::default_transport_uri() : uri_flag;
+    // Each command is a process of its own: a store in its memory would be
+    // gone before the next command could read it.
+    if (uri.rfind("memory:", 0) == 0) {
+      throw Error(Errc::invalid,
+                  std::string(uri_flag.empty() ? "LAUNCH_QUEUE_URI" : "--uri") + " \"" + uri +
+                      "\": a memory:// store ends with the command, so nothing would "
+                      "outlive it; use sqlite:///PATH/launch.db or postgres://... (unset: "
+                      "sqlite://$LAUNCH_HOME/launch.db)");
+    }
+    transport_ = launch::open_transport(uri);
+  }
   return *transport_;
 }
 
@@ -38,7 +63,7 @@ std::string Context::entity() {
   if (e.empty()) e = env("LAUNCH_ENTITY");
   if (e.empty()) {
     // The agent's config file: its default path, or LAUNCH_CONFIG_FILE (the
-    // CLI's -c is push's run config, so the file cannot come from a flag).
+    // CLI's -c is push's launch config, so the file cannot come from a flag).
     std::string path = env("LAUNCH_CONFIG_FILE");
     if (path.empty()) path = launch::AgentConfig::default_path();
     if (is_regular_file(path)) e = launch::AgentConfig::from_file(path).entity;
@@ -100,7 +125,15 @@ std::pair<std::string, std::string> split_assignment(const std::string& text,
 
 std::vector<std::string> parse_entry_point(const std::string& text) {
   if (text.empty()) throw Error(Errc::invalid, "-E: the entry point is empty");
-  if (text[0] != '[') return {text};
+  if (text[0] != '[') {
+    if (text.find_first_of(" \t\n") != std::string::npos) {
+      throw Error(Errc::invalid,
+                  "-E \"" + text + "\": an entry point is argv, never a shell string; give "
+                  "it as a JSON array, -E '" + argv_json(text) + "' (or the program alone "
+                  "with -E and its arguments after --)");
+    }
+    return {text};
+  }
   rapidjson::Document doc;
   doc.Parse(text.c_str(), text.size());
   if (doc.HasParseError()) {

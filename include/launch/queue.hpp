@@ -87,7 +87,19 @@ struct LAUNCH_EXPORT QueueDef {
   QueueRef ref() const { return QueueRef{entity, name}; }
 
   // Checks names, resource, config shape and every schema (a default that
-  // breaks its own schema is refused). Throws Errc::invalid naming the field.
+  // breaks its own schema is refused), then hands the config to the
+  // check_config() of the runner registered for `resource` in this process
+  // (runner.hpp), so an option the runner would refuse (an unknown one,
+  // `privileged` on local-container) is refused here, naming it. Every
+  // transport's create_queue() calls it. Throws Errc::invalid naming the
+  // field.
+  //
+  // `config` may also come in W&B's resource-keyed shape,
+  // `{"local-container": {...}}`: a config whose only key is the queue's
+  // resource is read as what that key holds; a top-level key naming
+  // another resource (local-process, local-container, kubernetes,
+  // sagemaker, gcp-vertex, vertex, or a registered runner) is refused. A
+  // job's resource_args are read the same way.
   void validate() const;
 };
 

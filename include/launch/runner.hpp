@@ -116,10 +116,13 @@ class LAUNCH_EXPORT Runner {
   // with the job's resource_args merged in. What submit() would refuse for
   // the config's shape (an unknown option, a field of the wrong type, a
   // secure-mode violation, a required field missing) is refused here with
-  // Errc::invalid naming the option's path. `config_json` is the config as
-  // stored: template placeholders ("{{var}}") are not filled yet and must be
-  // accepted wherever a template value could go. Called on a runner made
-  // for this purpose alone, so a factory must not contact its target while
+  // Errc::invalid naming the option's path. QueueDef::validate() (so every
+  // transport's create_queue) and lifecycle::make_pending() (every push)
+  // call it. `config_json` is the config as stored, out of W&B's
+  // resource-keyed wrapper: template placeholders ("{{var}}") are not
+  // filled yet and must be accepted wherever a template value could go.
+  // Called on a runner made for this purpose alone, from an empty
+  // RunnerContext, so a factory must not contact its target while
   // constructing. Default: accepts everything.
   virtual void check_config(const std::string& /*config_json*/) const {}
 };

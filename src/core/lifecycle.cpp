@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "core/resolve.hpp"
 #include "launch/error.hpp"
 #include "launch/template.hpp"
 #include "util/process.hpp"
@@ -51,6 +52,7 @@ void back_to_pending(QueueItem& item, std::int64_t now) {
 QueueItem make_pending(const QueueDef& queue, const JobSpec& spec, std::int64_t now) {
   spec.validate();
   validate_template_values(queue, spec.template_values);
+  check_resource_config(queue, spec.resource_args);
   if (spec.priority && !queue.prioritization) {
     throw Error(Errc::invalid,
                 fmt::format("priority \"{}\": queue \"{}\" has prioritization off "

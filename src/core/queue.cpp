@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/json_fields.hpp"
+#include "core/resolve.hpp"
 #include "util/json.hpp"
 #include "core/template_value.hpp"
 #include "launch/error.hpp"
@@ -334,6 +335,7 @@ void QueueDef::validate() const {
     }
   }
   check_placeholders(d, "config", *this);
+  check_resource_config(*this);
 }
 
 QueueDef parse_queue(const std::string& text, const std::string& default_entity,

@@ -414,6 +414,36 @@ void expand(json::Value& v, const std::map<std::string, std::string>& macros,
   }
 }
 
+namespace {
+
+bool holds_placeholder(const json::Value& v) {
+  return v.IsString() && !find_placeholders(json::scalar_text(v)).empty();
+}
+
+}  // namespace
+
+void drop_placeholders(json::Value& v) {
+  if (v.IsObject()) {
+    for (auto m = v.MemberBegin(); m != v.MemberEnd();) {
+      if (holds_placeholder(m->value)) {
+        m = v.EraseMember(m);
+      } else {
+        drop_placeholders(m->value);
+        ++m;
+      }
+    }
+  } else if (v.IsArray()) {
+    for (auto e = v.Begin(); e != v.End();) {
+      if (holds_placeholder(*e)) {
+        e = v.Erase(e);
+      } else {
+        drop_placeholders(*e);
+        ++e;
+      }
+    }
+  }
+}
+
 json::Document parse_any(const std::string& text, const std::string& what) {
   return json::parse(text.empty() ? std::string("{}") : text, what);
 }

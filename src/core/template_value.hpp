@@ -77,6 +77,11 @@ void merge(json::Value& base, const json::Value& overlay, json::Allocator& a);
 void expand(json::Value& v, const std::map<std::string, std::string>& macros,
             const EnvLookup& env, json::Allocator& a);
 
+// Removes from `v`, recursively, every string holding a `{{var}}`
+// placeholder (an object's member, an array's element), so a runner can
+// check the shape of what is left before the values are known.
+void drop_placeholders(json::Value& v);
+
 // Parses JSON text where empty text means `{}` (an empty resource_args, say).
 json::Document parse_any(const std::string& text, const std::string& what);
 

@@ -21,6 +21,7 @@
 #include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "core/secure.hpp"
+#include "core/template_value.hpp"
 #include "docker/engine.hpp"
 #include "launch/error.hpp"
 #include "launch/home.hpp"
@@ -519,6 +520,19 @@ class LocalContainerRunner : public Runner {
   explicit LocalContainerRunner(const RunnerContext& context) : context_(context) {}
 
   bool needs_image() const override { return true; }
+
+  // The allow-list on the keys as they are; the values' shapes once the
+  // placeholders, whose values come at push, are set aside.
+  void check_config(const std::string& config_json) const override {
+    json::Document d = json::parse_object(config_json, "local-container config");
+    check_container_options(d);
+    tmpl::drop_placeholders(d);
+    ResolvedJob job;
+    job.image = "image-checked-at-submit";
+    job.config = json::dump(d);
+    plan_container(job);
+  }
+
   // One Engine (one http::Client, one connection) serves every run of this
   // runner, and a Client belongs to one thread: calls stay on the agent's.
   bool blocking() const override { return false; }

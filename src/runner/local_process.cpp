@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "builtins/factories.hpp"
+#include "core/template_value.hpp"
 #include "launch/home.hpp"
 #include "runner/supervisor.hpp"
 #include "util/json.hpp"
@@ -48,10 +49,11 @@ struct LocalConfig {
   int gpus = 0;
 };
 
-LocalConfig parse_local_config(const std::string& config_json) {
+const char* const kLocalConfigCtx = "local-process config";
+
+void check_local_keys(const json::Value& d) {
   static const char* const kKeys[] = {"env", "working_dir", "timeout_seconds", "gpus"};
-  const std::string ctx = "local-process config";
-  json::Document d = json::parse_object(config_json, ctx);
+  const std::string ctx = kLocalConfigCtx;
   for (const auto& m : d.GetObject()) {
     std::string key(m.name.GetString(), m.name.GetStringLength());
     bool known = false;
@@ -63,6 +65,12 @@ LocalConfig parse_local_config(const std::string& config_json) {
                               ctx, key));
     }
   }
+}
+
+LocalConfig parse_local_config(const std::string& config_json) {
+  const std::string ctx = kLocalConfigCtx;
+  json::Document d = json::parse_object(config_json, ctx);
+  check_local_keys(d);
   LocalConfig c;
   c.env = json::get_string_map(d, "env", ctx);
   c.working_dir = json::get_string(d, "working_dir", ctx);
@@ -223,6 +231,15 @@ class LocalProcessRunner : public Runner {
  public:
   // A spawn and a waitpid: quick, and done on the agent's own thread.
   bool blocking() const override { return false; }
+
+  // The keys as they are; the values' types once the placeholders, whose
+  // values come at push, are set aside.
+  void check_config(const std::string& config_json) const override {
+    json::Document d = json::parse_object(config_json, kLocalConfigCtx);
+    check_local_keys(d);
+    tmpl::drop_placeholders(d);
+    parse_local_config(json::dump(d));
+  }
 
   // The whole config is checked here, so a bad one fails before the job
   // waits for devices.

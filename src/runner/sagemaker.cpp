@@ -92,13 +92,9 @@ void convert_keys(json::Value& v, json::Allocator& a) {
 }
 
 json::Document normalized_config(const std::string& config_json) {
+  // W&B's {"sagemaker": {...}} shape was unwrapped before the config got
+  // here (core/resolve.hpp's merge_resource_args).
   json::Document doc = json::parse_object(config_json, kWhat);
-  // W&B's resource_args shape: {"sagemaker": {...}}.
-  if (doc.MemberCount() == 1 && doc.HasMember("sagemaker") && doc["sagemaker"].IsObject()) {
-    json::Document inner;
-    inner.CopyFrom(doc["sagemaker"], inner.GetAllocator());
-    doc.Swap(inner);
-  }
   convert_keys(doc, doc.GetAllocator());
   return doc;
 }

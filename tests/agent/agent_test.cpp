@@ -305,7 +305,8 @@ TEST_CASE("agent: resolve and submit failures end the item at stage agent") {
   q.resource = "no-such-runner";
   h.t->create_queue(q);
   h.make_queue("q2", R"({"gpus": 1})");
-  h.make_queue("q3", R"({"bogus": 1})");
+  // Passes the runner's checks at queue create; refused at submit.
+  h.make_queue("q3", R"({"working_dir": "/no/such/dir"})");
   AgentConfig c;
   c.queues = {"q", "q2", "q3"};
   c.max_jobs = -1;
@@ -326,7 +327,7 @@ TEST_CASE("agent: resolve and submit failures end the item at stage agent") {
   h.wait_end(e);
   QueueItem iff = h.wait_end(f);
   REQUIRE(iff.error);
-  CHECK(iff.error->message.find("\"bogus\"") != std::string::npos);
+  CHECK(iff.error->message.find("working_dir \"/no/such/dir\"") != std::string::npos);
 }
 
 TEST_CASE("agent: GPUs from the pool are never shared between two jobs") {
@@ -503,7 +504,18 @@ TEST_CASE("agent: runners that need an image get one from the builder, or fail a
 
 TEST_CASE("agent: secure mode refuses a dangerous override at stage agent") {
   Harness h;
-  h.make_queue("q");
+  // A runner whose check_config takes anything, as a Kubernetes one takes
+  // `privileged` (local-process would refuse the option at push).
+  static std::vector<ResolvedJob> seen;
+  seen.clear();
+  register_runner("takes-anything", [](const RunnerContext&) {
+    return std::make_unique<launch_test::RecordingRunner>(&seen);
+  });
+  QueueDef q;
+  q.entity = "team";
+  q.name = "q";
+  q.resource = "takes-anything";
+  h.t->create_queue(q);
   AgentConfig c;
   c.secure_mode = true;
   h.start(c);
@@ -517,4 +529,6 @@ TEST_CASE("agent: secure mode refuses a dangerous override at stage agent") {
   CHECK(item.error->stage == ErrorStage::agent);
   CHECK(item.error->message.find("secure_mode") != std::string::npos);
   CHECK(item.error->message.find("privileged") != std::string::npos);
+  CHECK(seen.empty());
+  unregister_runner("takes-anything");
 }

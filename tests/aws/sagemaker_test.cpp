@@ -134,13 +134,13 @@ TEST_CASE("W&B's snake_case config reaches SageMaker in its own names") {
   aws_test::WithKeys env;
   NothingWrong clean;
   launch_test::TempDir dir("launch-sm-snake");
-  auto job = job_in(dir, "Completed", "0", R"({"sagemaker": {
+  auto job = job_in(dir, "Completed", "0", R"({
       "role_arn": "arn:aws:iam::123456789012:role/given",
       "output_data_config": {"s3_output_path": "s3://launch-test/out"},
       "resource_config": {"instance_type": "ml.m5.xlarge", "instance_count": 1,
                           "volume_size_in_gb": 10},
       "stopping_condition": {"max_runtime_in_seconds": 600},
-      "hyper_parameters": {"learning_rate": "0.1"}}})");
+      "hyper_parameters": {"learning_rate": "0.1"}})");
   auto run = sagemaker()->submit(job);
   CHECK(run->wait(seconds(60)).phase == RunPhase::finished);
   rapidjson::Document state = env.server.state();

@@ -27,6 +27,7 @@
 #include <doctest/doctest.h>
 #include <rapidjson/document.h>
 
+#include "core/resolve.hpp"
 #include "launch/launch.hpp"
 
 extern char** environ;
@@ -337,7 +338,8 @@ TEST_CASE("push prints the new item's id alone and stores every option") {
   fs::create_directories(fs::path(sb.dir) / "code");
 
   Result r = sb.run({"push", "-q", "jobs", "--name", "train", "-p", "vision", "--env", "A=1",
-                     "--env", "B=x=y", "-R", "@res.yaml", "-c", "{\"lr\": 0.5}", "--code",
+                     "--env", "B=x=y", "-R", "@res.yaml", "-c",
+                     "{\"overrides\": {\"run_config\": {\"lr\": 0.5}}}", "--code",
                      "code", "-E", "[\"python\", \"train.py\"]", "--", "--epochs", "3", "-q"});
   INFO("stderr: " << r.err);
   REQUIRE(r.code == 0);
@@ -445,7 +447,7 @@ TEST_CASE("queue create from flags, YAML and JSON files; queue list, show and de
   sb.write("bad.yaml", "name: z\nresource: local-process\ncolour: blue\n");
   check_failure(sb.run({"queue", "create", "-f", "bad.yaml"}), {"colour"});
 
-  CHECK(sb.ok({"queue", "delete", "other/b"}) == "deleted queue other/b\n");
+  CHECK(sb.ok({"queue", "delete", "other/b"}) == "deleted queue other/b and its 0 items\n");
   CHECK(parse_json(sb.ok({"queue", "list", "--json"}))->Size() == 3);
   check_failure(sb.run({"queue", "show", "other/b"}), {"other/b"});
   check_failure(sb.run({"queue", "delete", "other/b"}), {"other/b"});
@@ -771,6 +773,225 @@ TEST_CASE("--version, and the default store under LAUNCH_HOME") {
   sb.env["LAUNCH_QUEUE_URI"] = "sqlite://" + sb.dir + "/elsewhere.db";
   check_failure(sb.run({"queue", "show", "z"}), {"team/z"});
   CHECK(fs::exists(sb.dir + "/elsewhere.db"));
+}
+
+TEST_CASE("memory:// is refused: nothing would outlive the command") {
+  Sandbox sb;
+  sb.env["LAUNCH_QUEUE_URI"] = "memory://";
+  check_failure(sb.run({"queue", "create", "m", "-r", "local-process"}),
+                {"LAUNCH_QUEUE_URI", "memory://", "outlive"});
+  check_failure(sb.run({"queue", "list"}), {"memory://"});
+  sb.env["LAUNCH_QUEUE_URI"] = sb.uri;
+  check_failure(sb.run({"--uri", "memory://x", "queue", "list"}), {"--uri", "memory://x"});
+  check_failure(sb.run({"queue", "list", "--uri", "memory://"}), {"--uri"});
+  // --uri names the store, over LAUNCH_QUEUE_URI.
+  std::string other = "sqlite://" + sb.dir + "/other.db";
+  sb.ok({"--uri", other, "queue", "create", "elsewhere", "-r", "local-process"});
+  CHECK(launch::open_transport(other)->list_queues().size() == 1);
+  CHECK(sb.store().list_queues().empty());
+  // Usage errors and --help still need no store.
+  CHECK(sb.run({"queue", "create", "--help"}).code == 0);
+}
+
+TEST_CASE("-E refuses a shell string, with a hint to give argv") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "jobs", "-r", "local-process"});
+  check_failure(sb.run({"push", "-q", "jobs", "-E", "python train.py"}),
+                {"-E \"python train.py\"", "never a shell string",
+                 "'[\"python\", \"train.py\"]'"});
+  check_failure(sb.run({"push", "-q", "jobs", "-c",
+                        "{\"overrides\": {\"entry_point\": \"python train.py\"}}"}),
+                {"never a shell string"});
+  CHECK(sb.store().list().empty());
+  // A program alone, or argv as JSON, is taken.
+  auto one = sb.store().get(sb.push({"-q", "jobs", "-E", "python", "--", "train.py"}));
+  auto two = sb.store().get(sb.push({"-q", "jobs", "-E", "[\"python\", \"train.py\"]"}));
+  CHECK(one.spec.entry_point == std::vector<std::string>{"python"});
+  CHECK(one.spec.args == std::vector<std::string>{"train.py"});
+  CHECK(two.spec.entry_point == std::vector<std::string>{"python", "train.py"});
+}
+
+TEST_CASE("queue create refuses what the queue's runner would refuse, naming the option") {
+  Sandbox sb;
+  check_failure(sb.run({"queue", "create", "a", "-r", "local-process", "--config",
+                        "{\"partition\": \"gpu\"}"}),
+                {"team/a", "unknown option \"partition\""});
+  check_failure(sb.run({"queue", "create", "b", "-r", "local-container", "--config",
+                        "{\"privileged\": true}"}),
+                {"team/b", "option \"privileged\" is not allowed"});
+  check_failure(sb.run({"queue", "create", "c", "-r", "local-process", "--config",
+                        "{\"kubernetes\": {\"spec\": {}}}"}),
+                {"key \"kubernetes\"", "local-process"});
+  sb.write("q.yaml", "name: d\nresource: local-container\nconfig: {volumes: ['/:/host']}\n");
+  check_failure(sb.run({"queue", "create", "-f", "q.yaml"}), {"q.yaml", "\"volumes\""});
+  CHECK(sb.store().list_queues().empty());
+  // W&B's resource-keyed shape of the same queue's config is taken.
+  sb.ok({"queue", "create", "e", "-r", "local-container", "--config",
+         "{\"local-container\": {\"memory\": \"1g\"}}"});
+  // And a push's resource_args are checked at push, merged over it.
+  check_failure(sb.run({"push", "-q", "e", "-d", "alpine:3", "-R", "{\"privileged\": true}"}),
+                {"team/e", "\"privileged\""});
+  check_failure(sb.run({"push", "-q", "e", "-d", "alpine:3", "-R",
+                        "{\"local-process\": {\"env\": {}}}"}),
+                {"key \"local-process\"", "local-container"});
+  CHECK(sb.store().list().empty());
+}
+
+TEST_CASE("queue delete refuses unended items without --force; --force removes them and logs") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "q", "-r", "local-process"});
+  sb.ok({"queue", "create", "other", "-r", "local-process"});
+  std::string done = sb.push({"-q", "q", "-E", "/bin/true"});
+  std::string waiting = sb.push({"-q", "q", "-E", "/bin/true"});
+  std::string kept = sb.push({"-q", "other", "-E", "/bin/true"});
+  sb.store().cancel(done);  // terminal
+  for (const auto& id : {done, waiting, kept}) {
+    fs::create_directories(launch::run_directory(sb.home, id));
+    std::ofstream(launch::run_directory(sb.home, id) + "/stdout.log") << "out\n";
+  }
+
+  check_failure(sb.run({"queue", "delete", "q"}),
+                {"team/q", "has 1 item not yet ended", "1 pending", "--force"});
+  CHECK(sb.store().list().size() == 3);
+  CHECK(fs::exists(launch::run_directory(sb.home, waiting)));
+
+  // An item an agent is running is not deleted under it, --force or not.
+  std::string later = sb.push({"-q", "q", "-E", "/bin/true"});
+  claim_and_start(sb.store(), "team/q", waiting);
+  check_failure(sb.run({"queue", "delete", "q", "--force"}),
+                {"team/q", "1 item claimed or running"});
+  sb.store().cancel(waiting);
+  sb.store().confirm_stopped(waiting, kAgent);
+
+  CHECK(sb.ok({"queue", "delete", "q", "--force"}) == "deleted queue team/q and its 3 items\n");
+  check_failure(sb.run({"queue", "show", "q"}), {"team/q"});
+  CHECK(sb.store().list().size() == 1);
+  for (const auto& id : {done, waiting, later}) {
+    CHECK_FALSE(fs::exists(launch::run_directory(sb.home, id)));
+  }
+  CHECK(fs::exists(launch::run_directory(sb.home, kept) + "/stdout.log"));
+
+  // Nothing left to end: no --force needed; --json says how many went.
+  sb.store().cancel(kept);
+  auto json = parse_json(sb.ok({"queue", "delete", "other", "--json"}));
+  CHECK(std::string((*json)["deleted"].GetString()) == "team/other");
+  CHECK((*json)["items"].GetInt() == 1);
+}
+
+namespace {
+
+// What an agent would hand the runner for `id`, resolved from the store.
+std::string resolved(Sandbox& sb, const std::string& id) {
+  auto item = sb.store().get(id);
+  auto queue = sb.store().get_queue(item.queue);
+  item.run_id = "r1";  // the one difference between two pushes of one job
+  return launch::resolve_config(queue, item, launch::MacroContext{"img:1", nullptr},
+                                launch::SecureMode{});
+}
+
+// The fields of a spec a user gives, as one comparable text.
+std::string given(const launch::JobSpec& s) {
+  launch::JobSpec copy = s;
+  copy.run_id.clear();
+  copy.resource_args = "{}";  // compared resolved, above
+  return launch::to_json(copy);
+}
+
+}  // namespace
+
+TEST_CASE("push -c takes W&B's launch config; the same job in W&B's shapes and ours resolves "
+          "to the same config") {
+  Sandbox sb;
+  sb.env["LAUNCH_AUTHOR"] = "alice";
+  struct Case {
+    const char* resource;
+    const char* config;
+    const char* resource_args;
+  };
+  const Case cases[] = {
+      {"local-process", R"({"env": {"A": "a"}, "timeout_seconds": 60})",
+       R"({"env": {"B": "b"}, "working_dir": "/tmp"})"},
+      {"local-container", R"({"memory": "1g", "env": {"A": "a"}})",
+       R"({"cpus": 2, "env": {"B": "b"}})"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.resource);
+    std::string r = c.resource;
+    std::string ours = "ours-" + r, wandbs = "wandb-" + r;
+    sb.ok({"queue", "create", ours, "-r", r, "--config", c.config});
+    sb.ok({"queue", "create", wandbs, "-r", r, "--config",
+           "{\"" + r + "\": " + c.config + "}"});
+
+    // launch's own shapes: flags.
+    std::string a = sb.push({"-q", ours, "--name", "train", "-p", "vision", "-d", "alpine:3",
+                             "-E", "[\"python\", \"train.py\"]", "-R", c.resource_args, "-c",
+                             "{\"overrides\": {\"run_config\": {\"lr\": 0.5}}}", "--",
+                             "--epochs", "3"});
+    // W&B's: a `wandb launch -c` file, its resource_args keyed by resource.
+    std::string file = "{\"name\": \"train\", \"project\": \"vision\", \"entity\": \"team\", "
+                       "\"resource\": \"" + r + "\", "
+                       "\"docker\": {\"docker_image\": \"alpine:3\"}, "
+                       "\"overrides\": {\"entry_point\": [\"python\", \"train.py\"], "
+                       "\"args\": [\"--epochs\", \"3\"], \"run_config\": {\"lr\": 0.5}}, "
+                       "\"resource_args\": {\"" + r + "\": " + c.resource_args + "}}";
+    sb.write(r + ".json", file);
+    std::string by_path = sb.push({"-q", wandbs, "-c", r + ".json"});
+    std::string by_at = sb.push({"-q", wandbs, "-c", "@" + r + ".json"});
+    std::string inline_json = sb.push({"-q", wandbs, "-c", file});
+
+    auto mine = sb.store().get(a);
+    for (const auto& id : {by_path, by_at, inline_json}) {
+      auto theirs = sb.store().get(id);
+      CHECK(given(theirs.spec) == given(mine.spec));
+      CHECK(resolved(sb, id) == resolved(sb, a));
+    }
+    // Resolved as the queue's config with the overrides merged in.
+    CHECK(contains(resolved(sb, a), "\"B\":\"b\""));
+    CHECK(contains(resolved(sb, a), "\"A\":\"a\""));
+  }
+  // The flags win over the file.
+  std::string over = sb.push({"-q", "wandb-local-process", "-c", "local-process.json", "--name",
+                              "other", "-E", "/bin/true", "--", "x"});
+  auto o = sb.store().get(over);
+  CHECK(o.spec.name == "other");
+  CHECK(o.spec.entry_point == std::vector<std::string>{"/bin/true"});
+  CHECK(o.spec.args == std::vector<std::string>{"x"});
+  CHECK(o.spec.project == "vision");
+  // A file's git repository and version; --ref wins over the version.
+  std::string git = sb.push({"-q", "wandb-local-process", "-c",
+                             R"({"git": {"repo": "https://example.com/r.git", "version": "v1"},)"
+                             R"( "overrides": {"entry_point": ["/bin/true"]}})",
+                             "--ref", "v2"});
+  auto g = sb.store().get(git);
+  CHECK(g.spec.source.kind == launch::JobSource::Kind::git);
+  CHECK(g.spec.source.git_url == "https://example.com/r.git");
+  CHECK(g.spec.source.git_ref == "v2");
+}
+
+TEST_CASE("push -c refuses what it cannot take, naming the key") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "jobs", "-r", "local-process"});
+  // The old reading of -c (a bare run config) now names the key.
+  check_failure(sb.run({"push", "-q", "jobs", "-c", "{\"lr\": 0.5}"}),
+                {"unknown key \"lr\"", "overrides.run_config"});
+  check_failure(sb.run({"push", "-q", "jobs", "-c", "{\"overrides\": {\"colour\": 1}}"}),
+                {"overrides.colour"});
+  check_failure(sb.run({"push", "-q", "jobs", "-c", "{\"job\": \"team/p/job:v1\"}"}),
+                {"job", "not supported"});
+  check_failure(sb.run({"push", "-q", "jobs", "-c", "{\"resource\": \"kubernetes\"}"}),
+                {"resource \"kubernetes\"", "local-process"});
+  check_failure(sb.run({"push", "-q", "jobs", "-c", "{\"overrides\": {\"args\": \"--x\"}}"}),
+                {"overrides.args", "a list of strings"});
+  check_failure(sb.run({"push", "-q", "jobs", "-c",
+                        "{\"resource_args\": {\"kubernetes\": {}}}"}),
+                {"key \"kubernetes\""});
+  check_failure(sb.run({"push", "-q", "jobs", "-c", "nothere.json"}), {"-c"});
+  CHECK(sb.store().list().empty());
+  // The file's entity names the queue's when neither -e nor the queue does.
+  sb.ok({"queue", "create", "ml/jobs", "-r", "local-process"});
+  std::string id = sb.push({"-q", "jobs", "-c", "{\"entity\": \"ml\", \"overrides\": "
+                                              "{\"entry_point\": [\"/bin/true\"]}}"});
+  CHECK(sb.store().get(id).queue.str() == "ml/jobs");
 }
 
 }  // TEST_SUITE

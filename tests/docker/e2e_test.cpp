@@ -279,20 +279,22 @@ TEST_CASE("e2e: cancel stops the container and leaves none behind") {
   stop_agent(agent);
 }
 
-TEST_CASE("e2e: a forbidden option fails the item at stage agent, naming it") {
+TEST_CASE("e2e: a forbidden option is refused at push, naming it, and nothing runs") {
   World w;
   auto q = w.queue("forbidden-" + dtest::run_token(), R"({"memory": "64m"})");
-  launch::Agent agent(w.agent_config(q, "noop"), w.transport);
   auto spec = image_job(dtest::busybox_image(), {"true"});
   spec.resource_args = R"({"cap-add": ["SYS_ADMIN"]})";
-  std::string id = w.transport->push(q, spec);
-  auto item = run_to_end(w, agent, id);
-  CHECK(item.state == ItemState::failed);
-  REQUIRE(item.error.has_value());
-  CHECK(item.error->stage == launch::ErrorStage::agent);
-  CHECK(item.error->message.find("\"cap-add\"") != std::string::npos);
-  CHECK_FALSE(has_container(id));
-  stop_agent(agent);
+  std::string message;
+  try {
+    w.transport->push(q, spec);
+  } catch (const launch::Error& e) {
+    CHECK(e.code() == launch::Errc::invalid);
+    message = e.what();
+  }
+  CHECK(message.find("\"cap-add\"") != std::string::npos);
+  launch::ItemFilter f;
+  f.queue = q;
+  CHECK(w.transport->list(f).empty());
 }
 
 TEST_CASE("e2e: an agent killed with SIGKILL mid-job, restarted, records the job's real end") {

@@ -111,9 +111,9 @@ class VersionTest(unittest.TestCase):
 class QueueTest(LaunchTestCase):
     def test_create_get_list_delete(self):
         with launch.Transport("memory://") as t:
-            q = t.create_queue(QUEUE_YAML.format(name="a", resource="local-process"))
+            q = t.create_queue(QUEUE_YAML.format(name="a", resource="kubernetes"))
             self.assertEqual(q.ref, "py-test/a")
-            self.assertEqual(q.resource, "local-process")
+            self.assertEqual(q.resource, "kubernetes")
             t.create_queue({"name": "b", "entity": "py-test"})
             self.assertEqual(t.queue("py-test/a").name, "a")
             self.assertEqual(sorted(x.name for x in t.queues()), ["a", "b"])
@@ -131,6 +131,25 @@ class QueueTest(LaunchTestCase):
                 t.create_queue("name: a\nentity: py-test\ncolour: blue\n")
             self.assertIn("colour", str(cm.exception))
             self.assertIsInstance(cm.exception, ValueError)
+
+    def test_config_a_runner_refuses_is_refused_naming_the_option(self):
+        with launch.Transport("memory://") as t:
+            # The config is the wrong one for local-process: "partition".
+            with self.assertRaises(launch.InvalidError) as cm:
+                t.create_queue(QUEUE_YAML.format(name="a", resource="local-process"))
+            self.assertIn('unknown option "partition"', str(cm.exception))
+            # W&B's resource-keyed shape: another resource's key is named.
+            with self.assertRaises(launch.InvalidError) as cm:
+                t.create_queue({"name": "b", "entity": "py-test", "resource": "local-process",
+                                "config": {"kubernetes": {"spec": {}}}})
+            self.assertIn('key "kubernetes"', str(cm.exception))
+            self.assertEqual(t.queues(), [])
+            q = t.create_queue({"name": "c", "entity": "py-test", "resource": "local-process",
+                                "config": {"local-process": {"env": {"A": "a"}}}})
+            with self.assertRaises(launch.InvalidError) as cm:
+                q.push(name="x", entry_point=["true"], resource_args={"bogus": 1})
+            self.assertIn('unknown option "bogus"', str(cm.exception))
+            self.assertEqual(q.items(), [])
 
     def test_bad_transport_uri(self):
         with self.assertRaises(launch.InvalidError):
@@ -150,7 +169,7 @@ class QueueTest(LaunchTestCase):
 class PushTest(LaunchTestCase):
     def test_push_get_list_cancel(self):
         with launch.Transport("memory://") as t:
-            q = t.create_queue(QUEUE_YAML.format(name="jobs", resource="local-process"))
+            q = t.create_queue(QUEUE_YAML.format(name="jobs", resource="kubernetes"))
             first = q.push(name="first", entry_point=["echo", "hi"])
             second = t.push("py-test/jobs", {"name": "second"}, template_values={"gpus": "2"})
             self.assertEqual(t.item(first)["spec"]["entry_point"], ["echo", "hi"])
@@ -164,7 +183,7 @@ class PushTest(LaunchTestCase):
 
     def test_bad_push_names_the_variable(self):
         with launch.Transport("memory://") as t:
-            q = t.create_queue(QUEUE_YAML.format(name="jobs", resource="local-process"))
+            q = t.create_queue(QUEUE_YAML.format(name="jobs", resource="kubernetes"))
             with self.assertRaises(launch.InvalidError) as cm:
                 q.push(name="big", template_values={"gpus": "8"})
             self.assertIn("gpus", str(cm.exception))

@@ -32,6 +32,9 @@ QueueDef queue(const std::string& config = "{}") {
   QueueDef q;
   q.entity = "ml-team";
   q.name = "gpu";
+  // A resource with no runner in this process: the configs here are any
+  // JSON, which a built-in runner's check_config would refuse.
+  q.resource = "kubernetes";
   q.config = config;
   TemplateVariable gpus = var(VarType::integer);
   gpus.minimum = 1;

@@ -25,7 +25,10 @@ namespace lifecycle {
 constexpr int kMaxResumes = 5;
 
 // Builds the pending item a push appends: validates the spec and its
-// template values against the queue, applies the priority rules (an explicit
+// template values against the queue, checks the queue's config with the
+// spec's resource_args merged over it with the queue's runner
+// (Runner::check_config; W&B's resource-keyed resource_args are read as
+// QueueDef::validate() describes), applies the priority rules (an explicit
 // priority on a queue without prioritization is refused), snapshots the
 // queue's lease policy and assigns a run id when the spec has none. The id
 // is left empty for the store to assign.
