@@ -368,8 +368,13 @@ struct Agent::Impl {
     report(item_id, [&] {
       FinishAndClaim r = transport->finish_and_claim(item_id, id, exit_code, {queues[qi]});
       if (r.next) {
+        note(LogLevel::debug, fmt::format("poll {}: claimed item {} (on finishing {})",
+                                          queues[qi].str(), r.next->id, item_id));
         next_queue = qi + 1;
         claimed_early.push_back(std::move(*r.next));
+      } else {
+        note(LogLevel::debug, fmt::format("poll {}: nothing pending (on finishing {})",
+                                          queues[qi].str(), item_id));
       }
       return r.finished;
     });
@@ -697,6 +702,7 @@ struct Agent::Impl {
       note(LogLevel::warn, fmt::format("cannot expire leases: {}", e.what()));
     }
     register_status(AgentStatus::polling);
+    if (!config.source.empty()) note(LogLevel::info, "read config from " + config.source);
     note(LogLevel::info,
          fmt::format("started (queues {}, max_jobs {}, GPUs {}, transport {})", queue_list(),
                      config.max_jobs, gpus.size(), transport->uri()));
@@ -815,6 +821,8 @@ struct Agent::Impl {
           continue;
         }
         if (item) {
+          note(LogLevel::debug,
+               fmt::format("poll {}: claimed item {}", queues[qi].str(), item->id));
           next_queue = qi + 1;
           launch_item(std::move(*item));
           // Holding an item: heartbeat at the busy pace from now on, so a
@@ -823,6 +831,7 @@ struct Agent::Impl {
           got = true;
           break;
         }
+        note(LogLevel::debug, fmt::format("poll {}: nothing pending", queues[qi].str()));
       }
       if (!got) {
         want_claim = false;
@@ -918,6 +927,7 @@ struct Agent::Impl {
     std::vector<std::string> ids;
     for (const auto& kv : active) ids.push_back(kv.first);
     HeartbeatReply reply;
+    note(LogLevel::trace, fmt::format("heartbeat ({} items held)", ids.size()));
     try {
       reply = transport->heartbeat(id, ids);
     } catch (const Error& e) {
