@@ -345,7 +345,7 @@ TEST_CASE("launch-agent: --print-config prints every setting, secrets masked") {
   std::string cfg = d / "launch-config.yaml";
   launch_test::write_file(cfg,
                           "entity: team\nqueues: [q]\nsecure_mode: true\nstopped_run_timeout: 9\n"
-                          "builder: {type: docker, destination: https://ghcr.io/team/jobs/}\n"
+                          "builder: {destination: https://ghcr.io/team/jobs/}\n"
                           "registry: {type: acr, uri: team.azurecr.io/jobs}\n"
                           "environment: {type: aws, region: eu-west-1}\n"
                           "queue_uri: postgres://launch:pg-secret@127.0.0.1:5432/launch\n");
