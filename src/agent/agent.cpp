@@ -42,6 +42,7 @@
 #include "launch/version.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
+#include "util/redact.hpp"
 #include "util/user.hpp"
 
 namespace launch {
@@ -705,7 +706,7 @@ struct Agent::Impl {
     if (!config.source.empty()) note(LogLevel::info, "read config from " + config.source);
     note(LogLevel::info,
          fmt::format("started (queues {}, max_jobs {}, GPUs {}, transport {})", queue_list(),
-                     config.max_jobs, gpus.size(), transport->uri()));
+                     config.max_jobs, gpus.size(), util::mask_password(transport->uri())));
     reattach();
     auto now = clock::now();
     next_heartbeat = now + heartbeat_interval();

@@ -2,7 +2,6 @@
 // the same strictness everywhere (an unknown key or a wrong type names the
 // file and the key).
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -17,6 +16,7 @@
 
 #include "core/image_uri.hpp"
 #include "util/json.hpp"
+#include "util/redact.hpp"
 #include "launch/agent.hpp"
 #include "launch/builder.hpp"
 #include "launch/error.hpp"
@@ -297,35 +297,6 @@ void AgentConfig::validate() const {
   }
 }
 
-namespace {
-
-// "scheme://user:password@host/..." with the password (and a password=
-// parameter) replaced by "***".
-std::string mask_uri(const std::string& uri) {
-  std::string out = uri;
-  auto scheme = out.find("://");
-  if (scheme != std::string::npos) {
-    auto start = scheme + 3;
-    auto end = out.find_first_of("/?#", start);
-    auto at = out.rfind('@', end == std::string::npos ? std::string::npos : end);
-    if (at != std::string::npos && at >= start) {
-      auto colon = out.find(':', start);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
-    }
-  }
-  for (std::size_t p = out.find("password="); p != std::string::npos;
-       p = out.find("password=", p + 1)) {
-    if (p > 0 && std::isalnum(static_cast<unsigned char>(out[p - 1]))) continue;
-    auto value = p + 9;
-    auto end = out.find_first_of("& ", value);
-    if (end == std::string::npos) end = out.size();
-    out.replace(value, end - value, "***");
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string to_json(const AgentConfig& c) {
   rapidjson::StringBuffer buf;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
@@ -373,7 +344,7 @@ std::string to_json(const AgentConfig& c) {
   str("type", c.environment_type);
   str("region", c.environment_region);
   w.EndObject();
-  str("queue_uri", mask_uri(c.queue_uri));
+  str("queue_uri", util::mask_password(c.queue_uri));
   str("launch_home", c.launch_home);
   num("gpus", c.gpus);
   str("log_format", c.log_format);
