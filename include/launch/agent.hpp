@@ -52,17 +52,46 @@ struct LAUNCH_EXPORT AgentConfig {
   int gpus = -1;                 // `gpus`: GPU pool size; -1 = detect (nvidia-smi -L)
   std::string log_format = "text";  // `log_format`: text | json
 
-  // Parses launch-config.yaml text. Unknown keys and wrong types are
-  // Errc::invalid naming `source` and the key.
+  std::string source;  // the file the settings were read from ("" when none)
+
+  // Parses launch-config.yaml text with W&B Launch's meaning for its keys.
+  // Errc::invalid naming `source`, the key and the value for: an unknown
+  // key, a wrong type, `queues` given as a string instead of a list, and
+  // everything validate() refuses. A file with an `entity` and no `queues`
+  // polls that entity's queue "default", as W&B's agent does.
+  // builder.destination and registry.uri are kept normalised (without an
+  // "https://" prefix or a trailing '/').
   static AgentConfig from_yaml(const std::string& text, const std::string& source);
-  // Reads and parses a file (Errc::io when unreadable).
+  // Reads and parses a file (Errc::io when unreadable); sets `source`.
   static AgentConfig from_file(const std::string& path);
+  // $XDG_CONFIG_HOME/launch/launch-config.yaml, else
   // ~/.config/launch/launch-config.yaml
   static std::string default_path();
+  // Where the agent looks when given no file, in order: default_path(),
+  // then W&B Launch's ~/.config/wandb/launch-config.yaml.
+  static std::vector<std::string> default_paths();
+  // The first of default_paths() that exists; "" when none does.
+  static std::string find_default_file();
   // Applies LAUNCH_ENTITY and LAUNCH_MAX_JOBS from the environment.
   void apply_environment();
+  // Errc::invalid, naming the key and the value, for: max_jobs,
+  // max_schedulers, stopped_run_timeout, verbosity or gpus out of range;
+  // a log_format other than text or json; a builder.type other than noop,
+  // docker or kaniko, or one this build does not have (kaniko, until its
+  // builder lands); a builder.platform other than linux/amd64 or
+  // linux/arm64; a builder.destination or registry.uri that is no
+  // repository URI or has a tag or digest (a GAR one also needs an image
+  // name: <region>-docker.pkg.dev/<project>/<repository>/<image>); a
+  // registry.type other than ecr, gcr or acr, or a registry.uri of another
+  // kind than its type; an environment.type other than aws, gcp or azure;
+  // aws or gcp without environment.region; a queue name that is no name.
   void validate() const;
 };
+
+// Every setting of `config` as indented JSON, in launch-config.yaml's
+// shape plus "config_file" (its `source`): what `launch-agent
+// --print-config` prints. A password in queue_uri is shown as "***".
+LAUNCH_EXPORT std::string to_json(const AgentConfig& config);
 
 // One transition of one job, as the agent saw it.
 struct JobEvent {

@@ -43,6 +43,7 @@
 #include "launch/version.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
+#include "util/redact.hpp"
 #include "util/user.hpp"
 
 namespace launch {
@@ -435,8 +436,13 @@ struct Agent::Impl {
     try {
       FinishAndClaim r = transport->finish_and_claim(item_id, id, exit_code, {queues[qi]});
       if (r.next) {
+        note(LogLevel::debug, fmt::format("poll {}: claimed item {} (on finishing {})",
+                                          queues[qi].str(), r.next->id, item_id));
         next_queue = qi + 1;
         claimed_early.push_back(std::move(*r.next));
+      } else {
+        note(LogLevel::debug, fmt::format("poll {}: nothing pending (on finishing {})",
+                                          queues[qi].str(), item_id));
       }
       emit(r.finished);
     } catch (const Error& e) {
@@ -774,9 +780,10 @@ struct Agent::Impl {
       note(LogLevel::warn, fmt::format("cannot expire leases: {}", e.what()));
     }
     register_status(AgentStatus::polling);
+    if (!config.source.empty()) note(LogLevel::info, "read config from " + config.source);
     note(LogLevel::info,
          fmt::format("started (queues {}, max_jobs {}, GPUs {}, transport {})", queue_list(),
-                     config.max_jobs, gpus.size(), transport->uri()));
+                     config.max_jobs, gpus.size(), util::mask_password(transport->uri())));
     if (!journal_warning.empty()) {
       note(LogLevel::warn, fmt::format("report journal: {}", journal_warning));
     }
@@ -908,6 +915,8 @@ struct Agent::Impl {
           continue;
         }
         if (item) {
+          note(LogLevel::debug,
+               fmt::format("poll {}: claimed item {}", queues[qi].str(), item->id));
           next_queue = qi + 1;
           launch_item(std::move(*item));
           // Holding an item: heartbeat at the busy pace from now on, so a
@@ -916,6 +925,7 @@ struct Agent::Impl {
           got = true;
           break;
         }
+        note(LogLevel::debug, fmt::format("poll {}: nothing pending", queues[qi].str()));
       }
       if (!got) {
         want_claim = false;
@@ -1016,6 +1026,7 @@ struct Agent::Impl {
       if (!active.count(r.item_id)) ids.push_back(r.item_id);
     }
     HeartbeatReply reply;
+    note(LogLevel::trace, fmt::format("heartbeat ({} items held)", ids.size()));
     try {
       reply = transport->heartbeat(id, ids);
     } catch (const Error& e) {

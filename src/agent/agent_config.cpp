@@ -8,9 +8,15 @@
 #include <set>
 #include <sstream>
 
-#include <fmt/format.h>
+#include <sys/stat.h>
 
+#include <fmt/format.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include "core/image_uri.hpp"
 #include "util/json.hpp"
+#include "util/redact.hpp"
 #include "launch/agent.hpp"
 #include "launch/builder.hpp"
 #include "launch/error.hpp"
@@ -50,6 +56,15 @@ int get_small_int(const json::Value& obj, const char* key, const std::string& ct
   return static_cast<int>(v);
 }
 
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (s == "noop") continue;
+    out += (out.empty() ? "" : ", ") + s;
+  }
+  return out;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -77,13 +92,17 @@ AgentConfig AgentConfig::from_yaml(const std::string& text, const std::string& s
               "launch_home", "gpus", "log_format"},
              source, "");
   c.entity = json::get_string(d, "entity", source);
-  // W&B accepts a single queue name as well as a list.
+  // A list, as W&B's agent requires; a lone name is a common slip.
   auto q = d.FindMember("queues");
   if (q != d.MemberEnd() && q->value.IsString()) {
-    c.queues.push_back(q->value.GetString());
-  } else {
-    c.queues = json::get_string_array(d, "queues", source);
+    throw Error(Errc::invalid,
+                fmt::format("{}: key \"queues\" must be a list of queue names, got the string "
+                            "\"{}\" (write queues: [{}])",
+                            source, q->value.GetString(), q->value.GetString()));
   }
+  c.queues = json::get_string_array(d, "queues", source);
+  // W&B's agent polls the entity's queue "default" when it is given none.
+  if (c.queues.empty() && !c.entity.empty()) c.queues.push_back("default");
   c.max_jobs = get_small_int(d, "max_jobs", source, c.max_jobs);
   c.max_schedulers = get_small_int(d, "max_schedulers", source, c.max_schedulers);
   c.secure_mode = json::get_bool(d, "secure_mode", source, c.secure_mode);
@@ -123,6 +142,14 @@ AgentConfig AgentConfig::from_yaml(const std::string& text, const std::string& s
     c.environment_region = json::get_string(*e, "region", ctx);
   }
   try {
+    // Parsed once: what follows sees the normalised URIs.
+    if (!c.builder.destination.empty()) {
+      c.builder.destination =
+          parse_repository_uri(c.builder.destination, "builder.destination").str();
+    }
+    if (!c.builder.registry.uri.empty()) {
+      c.builder.registry.uri = parse_repository_uri(c.builder.registry.uri, "registry.uri").str();
+    }
     c.validate();
   } catch (const Error& e) {
     throw Error(e.code(), fmt::format("{}: {}", source, e.what()));
@@ -131,7 +158,23 @@ AgentConfig AgentConfig::from_yaml(const std::string& text, const std::string& s
 }
 
 AgentConfig AgentConfig::from_file(const std::string& path) {
-  return from_yaml(read_file(path), path);
+  AgentConfig c = from_yaml(read_file(path), path);
+  c.source = path;
+  return c;
+}
+
+std::vector<std::string> AgentConfig::default_paths() {
+  const char* home = std::getenv("HOME");
+  std::string h = home && *home ? home : ".";
+  return {default_path(), h + "/.config/wandb/launch-config.yaml"};
+}
+
+std::string AgentConfig::find_default_file() {
+  for (const auto& p : default_paths()) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0) return p;
+  }
+  return "";
 }
 
 std::string AgentConfig::default_path() {
@@ -186,11 +229,54 @@ void AgentConfig::validate() const {
                 fmt::format("log_format \"{}\": expected text or json", log_format));
   }
   std::vector<std::string> registered = builder_names();
-  if (builder.type != "noop" && builder.type != "docker" && builder.type != "kaniko" &&
-      std::find(registered.begin(), registered.end(), builder.type) == registered.end()) {
+  bool is_registered =
+      std::find(registered.begin(), registered.end(), builder.type) != registered.end();
+  if (builder.type != "noop" && !is_registered) {
+    if (builder.type == "docker" || builder.type == "kaniko") {
+      std::string others = join(registered);
+      throw Error(Errc::invalid,
+                  fmt::format("builder.type \"{}\": the {} builder is not available in this "
+                              "build (builders here: noop{}{})",
+                              builder.type, builder.type, others.empty() ? "" : ", ", others));
+    }
     throw Error(Errc::invalid,
                 fmt::format("builder.type \"{}\": expected docker, kaniko or noop",
                             builder.type));
+  }
+  if (!builder.platform.empty() && builder.platform != "linux/amd64" &&
+      builder.platform != "linux/arm64") {
+    throw Error(Errc::invalid,
+                fmt::format("builder.platform \"{}\": expected linux/amd64 or linux/arm64",
+                            builder.platform));
+  }
+  if (!builder.destination.empty()) {
+    parse_repository_uri(builder.destination, "builder.destination");
+  }
+  const std::string& rtype = builder.registry.type;
+  if (!rtype.empty() && rtype != "ecr" && rtype != "gcr" && rtype != "acr") {
+    throw Error(Errc::invalid,
+                fmt::format("registry.type \"{}\": expected ecr, gcr or acr", rtype));
+  }
+  if (!builder.registry.uri.empty()) {
+    ImageUri u = parse_repository_uri(builder.registry.uri, "registry.uri");
+    struct Want {
+      const char* type;
+      RegistryKind kind;
+      const char* form;
+    };
+    static const Want wants[] = {
+        {"ecr", RegistryKind::ecr, "<account>.dkr.ecr.<region>.amazonaws.com/<repository>"},
+        {"gcr", RegistryKind::gar, "<region>-docker.pkg.dev/<project>/<repository>/<image>"},
+        {"acr", RegistryKind::acr, "<name>.azurecr.io/<repository>"},
+    };
+    for (const auto& w : wants) {
+      if (rtype == w.type && u.kind != w.kind) {
+        throw Error(Errc::invalid,
+                    fmt::format("registry.uri \"{}\": registry.type {} expects a URI of the form "
+                                "{}",
+                                builder.registry.uri, rtype, w.form));
+      }
+    }
   }
   if (!environment_type.empty() && environment_type != "aws" && environment_type != "gcp" &&
       environment_type != "azure") {
@@ -198,10 +284,72 @@ void AgentConfig::validate() const {
                 fmt::format("environment.type \"{}\": expected aws, gcp or azure",
                             environment_type));
   }
+  if ((environment_type == "aws" || environment_type == "gcp") && environment_region.empty()) {
+    throw Error(Errc::invalid,
+                fmt::format("environment.type \"{}\": environment.region is required for {} "
+                            "(e.g. {})",
+                            environment_type, environment_type,
+                            environment_type == "aws" ? "us-east-1" : "us-central1"));
+  }
   for (const auto& q : queues) {
     if (q.empty()) throw Error(Errc::invalid, "queues: a queue name is empty");
     QueueRef::parse(q, entity.empty() ? std::string("_") : entity);
   }
+}
+
+std::string to_json(const AgentConfig& c) {
+  rapidjson::StringBuffer buf;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buf);
+  w.SetIndent(' ', 2);
+  w.SetFormatOptions(rapidjson::kFormatSingleLineArray);
+  auto str = [&](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  auto num = [&](const char* key, int value) {
+    w.Key(key);
+    w.Int(value);
+  };
+  w.StartObject();
+  str("config_file", c.source);
+  str("entity", c.entity);
+  w.Key("queues");
+  w.StartArray();
+  for (const auto& q : c.queues) w.String(q.c_str(), static_cast<rapidjson::SizeType>(q.size()));
+  w.EndArray();
+  num("max_jobs", c.max_jobs);
+  num("max_schedulers", c.max_schedulers);
+  w.Key("secure_mode");
+  w.Bool(c.secure_mode);
+  num("verbosity", c.verbosity);
+  num("stopped_run_timeout", c.stopped_run_timeout);
+  w.Key("builder");
+  w.StartObject();
+  str("type", c.builder.type);
+  str("destination", c.builder.destination);
+  str("platform", c.builder.platform);
+  str("build-context-store", c.builder.build_context_store);
+  str("build-job-name", c.builder.build_job_name);
+  str("secret-name", c.builder.secret_name);
+  str("secret-key", c.builder.secret_key);
+  str("kaniko-image", c.builder.kaniko_image);
+  w.EndObject();
+  w.Key("registry");
+  w.StartObject();
+  str("type", c.builder.registry.type);
+  str("uri", c.builder.registry.uri);
+  w.EndObject();
+  w.Key("environment");
+  w.StartObject();
+  str("type", c.environment_type);
+  str("region", c.environment_region);
+  w.EndObject();
+  str("queue_uri", util::mask_password(c.queue_uri));
+  str("launch_home", c.launch_home);
+  num("gpus", c.gpus);
+  str("log_format", c.log_format);
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
 }
 
 }  // namespace launch

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "aws/json_api.hpp"
+#include "core/image_uri.hpp"
 #include "http/aws_credentials.hpp"
 #include "launch/error.hpp"
 #include "util/base64.hpp"
@@ -25,14 +26,6 @@ std::mutex cache_mu;
 std::map<std::string, Cached> cache;
 int fetches = 0;
 
-bool all_digits(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
-}
-
 EcrRegistry require_ecr(const std::string& host) {
   auto r = parse_ecr_registry(host);
   if (!r) throw Error(Errc::invalid, fmt::format("{:?} is not an ECR registry", host));
@@ -42,24 +35,9 @@ EcrRegistry require_ecr(const std::string& host) {
 }  // namespace
 
 std::optional<EcrRegistry> parse_ecr_registry(const std::string& host) {
-  // <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]
-  std::string h = host.substr(0, host.find('/'));
-  std::vector<std::string> parts;
-  std::size_t i = 0;
-  while (i <= h.size()) {
-    std::size_t j = h.find('.', i);
-    if (j == std::string::npos) j = h.size();
-    parts.push_back(h.substr(i, j - i));
-    i = j + 1;
-  }
-  bool cn = parts.size() == 7 && parts[6] == "cn";
-  if (parts.size() != 6 && !cn) return std::nullopt;
-  if (!all_digits(parts[0]) || parts[0].size() != 12 || parts[1] != "dkr" ||
-      (parts[2] != "ecr" && parts[2] != "ecr-fips") || parts[4] != "amazonaws" ||
-      parts[5] != "com" || parts[3].empty()) {
-    return std::nullopt;
-  }
-  return EcrRegistry{parts[0], parts[3]};
+  ImageUri u;
+  if (registry_kind(host, &u) != RegistryKind::ecr) return std::nullopt;
+  return EcrRegistry{u.account, u.region};
 }
 
 http::RegistryCredentials ecr_credentials(const std::string& host) {

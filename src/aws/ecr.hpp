@@ -20,8 +20,8 @@ struct EcrRegistry {
 };
 
 // "123456789012.dkr.ecr.us-east-1.amazonaws.com" (also -fips, and .cn)
-// -> {account, region}; nullopt for any other host. (The one place that
-// recognises ECR hosts until core/image_uri parses every registry kind.)
+// -> {account, region}; nullopt for any other host (core/image_uri's
+// registry_kind tells).
 std::optional<EcrRegistry> parse_ecr_registry(const std::string& host);
 
 // The registry's credentials (username "AWS"), from the cache while the

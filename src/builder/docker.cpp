@@ -8,6 +8,7 @@
 
 #include "builder/image.hpp"
 #include "builder/source.hpp"
+#include "core/image_uri.hpp"
 #include "builtins/factories.hpp"
 #include "util/json.hpp"
 #include "util/fs.hpp"
@@ -19,26 +20,17 @@ namespace launch {
 
 namespace {
 
+// The repository built images are pushed to: builder.destination, else
+// registry.uri, else a local name. Tags are refused (the tag is the content
+// hash), through the one parser of repository URIs.
 std::string image_repository(const BuilderConfig& config) {
-  std::string dest = config.destination.empty() ? config.registry.uri : config.destination;
-  while (!dest.empty() && dest.back() == '/') dest.pop_back();
-  if (dest.empty()) return "launch-build";
-  auto slash = dest.rfind('/');
-  auto colon = dest.rfind(':');
-  if (dest.find('@') != std::string::npos ||
-      (colon != std::string::npos && (slash == std::string::npos || colon > slash))) {
-    throw Error(Errc::invalid,
-                fmt::format("builder.destination \"{}\": expected a repository without a tag "
-                            "(e.g. 127.0.0.1:5000/jobs); the tag is the content hash",
-                            dest));
+  if (!config.destination.empty()) {
+    return parse_repository_uri(config.destination, "builder.destination").str();
   }
-  for (char c : dest) {
-    if (c >= 'A' && c <= 'Z') {
-      throw Error(Errc::invalid,
-                  fmt::format("builder.destination \"{}\": repository names are lowercase", dest));
-    }
+  if (!config.registry.uri.empty()) {
+    return parse_repository_uri(config.registry.uri, "registry.uri").str();
   }
-  return dest;
+  return "launch-build";
 }
 
 }  // namespace

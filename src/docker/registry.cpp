@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "core/image_uri.hpp"
 #include "http/auth.hpp"
 #include "launch/features.h"
 #if LAUNCH_FEATURE_AWS
@@ -27,36 +28,13 @@ std::string ImageRef::str() const {
 }
 
 ImageRef parse_image_ref(const std::string& reference) {
+  ImageUri u = parse_image_uri(reference);
   ImageRef ref;
-  std::string rest = reference;
-  auto at = rest.find('@');
-  if (at != std::string::npos) {
-    ref.digest = rest.substr(at + 1);
-    rest = rest.substr(0, at);
-  }
-  auto slash = rest.find('/');
-  if (slash != std::string::npos) {
-    std::string first = rest.substr(0, slash);
-    if (first.find('.') != std::string::npos || first.find(':') != std::string::npos ||
-        first == "localhost") {
-      ref.registry = first;
-      rest = rest.substr(slash + 1);
-    }
-  }
-  if (ref.registry.empty()) ref.registry = "docker.io";
-  auto colon = rest.rfind(':');
-  if (colon != std::string::npos) {
-    ref.tag = rest.substr(colon + 1);
-    rest = rest.substr(0, colon);
-  }
+  ref.registry = u.registry;
+  ref.repository = u.repository;
+  ref.tag = u.tag;
+  ref.digest = u.digest;
   if (ref.tag.empty() && ref.digest.empty()) ref.tag = "latest";
-  if (ref.registry == "docker.io" && rest.find('/') == std::string::npos) {
-    rest = "library/" + rest;
-  }
-  if (rest.empty()) {
-    throw Error(Errc::invalid, fmt::format("image \"{}\": no repository name", reference));
-  }
-  ref.repository = rest;
   return ref;
 }
 

@@ -455,7 +455,9 @@ TEST_CASE("agent: runners that need an image get one from the builder, or fail a
     return std::make_unique<ImagedRunner>(&seen);
   });
   // The builder runs on a worker thread; this one fails for one job.
-  register_builder("kaniko", [](const BuilderConfig& c) {
+  // Not "kaniko": that name must stay unregistered (the config refuses it
+  // until the kaniko builder lands).
+  register_builder("fake-remote", [](const BuilderConfig& c) {
     struct Fake : Builder {
       std::string destination;
       BuildResult build(const BuildRequest& r) override {
@@ -477,7 +479,7 @@ TEST_CASE("agent: runners that need an image get one from the builder, or fail a
   q.config = R"({"image": "${image_uri}"})";
   h.t->create_queue(q);
   AgentConfig c;
-  c.builder.type = "kaniko";
+  c.builder.type = "fake-remote";
   c.builder.destination = "registry.local/jobs";
   h.start(c);
 

@@ -100,8 +100,8 @@ TEST_CASE("launch-agent: a config file with an unknown key stops it, naming file
   std::string cfg = d / "launch-config.yaml";
   launch_test::write_file(cfg, "entity: team\nqueues: [q]\nmax_jobz: 2\n");
   Result r = run(d, {"-c", cfg}, clean_env(d));
-  CHECK(r.code == 1);
-  CHECK(r.err.find(cfg + ": unknown key \"max_jobz\"") != std::string::npos);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("launch-agent: " + cfg + ": unknown key \"max_jobz\"") != std::string::npos);
   CHECK(launch_test::lines_of(r.err).size() == 1);
 }
 
@@ -146,13 +146,14 @@ TEST_CASE("launch-agent: settings go file < environment < flags") {
 TEST_CASE("launch-agent: bad flags and missing queues fail with one clear line") {
   TempDir d;
   Result r = run(d, {"-e", "team"}, clean_env(d));
-  CHECK(r.code == 1);
-  CHECK(r.err.find("no queue to poll") != std::string::npos);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("launch-agent: no queue to poll") != std::string::npos);
+  // It says where it looked for a config file.
+  CHECK(r.err.find(d / ".config/wandb/launch-config.yaml") != std::string::npos);
   r = run(d, {"-q", "q", "-j", "0", "--print-config"}, clean_env(d));
-  CHECK(r.code == 1);
-  CHECK(r.err.find("max_jobs 0") != std::string::npos);
-  r = run(d, {"-q", "q", "--log-format", "xml"}, clean_env(d));
-  CHECK(r.code != 0);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("launch-agent: max_jobs 0") != std::string::npos);
+  CHECK(launch_test::lines_of(r.err).size() == 1);
 }
 
 namespace {
@@ -256,4 +257,133 @@ TEST_CASE("the embedding example hands resolved jobs to its in-house runner") {
   CHECK(out.find("\"nodes\":2}") != std::string::npos);
   CHECK(out.find("scheduler got prepare  argv [python3 prepare.py] config "
                  "{\"partition\":\"cpu\"") != std::string::npos);
+}
+
+TEST_CASE("launch-agent: usage errors look and exit like launch's") {
+  TempDir d;
+  struct Case {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  for (const Case& c : {Case{{"-q", "q", "--log-format", "xml"}, "--log-format"},
+                        Case{{"--bogus"}, "--bogus"},
+                        Case{{"-q", "q", "-j"}, "--max-jobs"},
+                        Case{{"-q", "q", "-j", "many"}, "many"},
+                        Case{{"-q"}, "--queue"}}) {
+    CAPTURE(c.says);
+    Result r = run(d, c.args, clean_env(d));
+    CHECK(r.code == 2);
+    CHECK(r.err.compare(0, 14, "launch-agent: ") == 0);
+    CHECK(r.err.find(c.says) != std::string::npos);
+    CHECK(launch_test::lines_of(r.err).size() == 1);
+    CHECK(r.out.empty());
+  }
+  Result help = run(d, {"--help"}, clean_env(d));
+  CHECK(help.code == 0);
+  CHECK(help.out.find("launch-agent") != std::string::npos);
+  CHECK(help.out.find("--print-config") != std::string::npos);
+}
+
+TEST_CASE("launch-agent: without -c it reads launch's file, else W&B's, and says which") {
+  TempDir d;
+  auto env = clean_env(d);
+  std::string wandb_cfg = d / ".config/wandb/launch-config.yaml";
+  std::string launch_cfg = d / ".config/launch/launch-config.yaml";
+  ::mkdir((d / ".config").c_str(), 0755);
+  ::mkdir((d / ".config/wandb").c_str(), 0755);
+  // A W&B user's file: an entity and no queues polls "default".
+  launch_test::write_file(wandb_cfg, "entity: wandb-team\nmax_jobs: 2\n");
+  Result r = run(d, {"--print-config"}, env);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"config_file\": \"" + wandb_cfg + "\"") != std::string::npos);
+  CHECK(r.out.find("\"entity\": \"wandb-team\"") != std::string::npos);
+  CHECK(r.out.find("\"queues\": [\"default\"]") != std::string::npos);
+  CHECK(r.out.find("\"max_jobs\": 2") != std::string::npos);
+
+  // launch's own file wins when both are there.
+  ::mkdir((d / ".config/launch").c_str(), 0755);
+  launch_test::write_file(launch_cfg, "entity: launch-team\nqueues: [lq]\n");
+  r = run(d, {"--print-config"}, env);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"config_file\": \"" + launch_cfg + "\"") != std::string::npos);
+  CHECK(r.out.find("\"entity\": \"launch-team\"") != std::string::npos);
+
+  // XDG_CONFIG_HOME moves launch's file, not W&B's (W&B reads ~/.config/wandb).
+  env["XDG_CONFIG_HOME"] = d / "xdg";
+  r = run(d, {"--print-config"}, env);
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("\"config_file\": \"" + wandb_cfg + "\"") != std::string::npos);
+
+  // A refused W&B file names that file, the key and the value.
+  launch_test::write_file(wandb_cfg, "entity: t\nbuilder: {type: kaniko}\n");
+  r = run(d, {"--print-config"}, env);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("launch-agent: " + wandb_cfg + ": builder.type \"kaniko\"") !=
+        std::string::npos);
+
+  // The agent's log says which file it read: one info line.
+  TempDir home;
+  auto t = shared_store(home);
+  auto agent_env = clean_env(home);
+  std::string cfg = home / "agent.yaml";
+  launch_test::write_file(cfg, "entity: team\nqueues: [q]\n");
+  std::string id = push_sh(*t, "true");
+  Child agent = spawn(home, {launch_test::agent_binary(), "-c", cfg}, agent_env, "agent");
+  wait_for([&] { return t->get(id).state == ItemState::finished; });
+  ::kill(agent.pid, SIGTERM);
+  CHECK(wait_exit(agent) == 0);
+  std::string log = slurp(agent.err_path);
+  std::size_t said = 0;
+  for (const auto& line : launch_test::lines_of(log)) {
+    if (line.find("read config from " + cfg) != std::string::npos) ++said;
+  }
+  CHECK(said == 1);
+}
+
+TEST_CASE("launch-agent: --print-config prints every setting, secrets masked") {
+  TempDir d;
+  std::string cfg = d / "launch-config.yaml";
+  launch_test::write_file(cfg,
+                          "entity: team\nqueues: [q]\nsecure_mode: true\nstopped_run_timeout: 9\n"
+                          "builder: {destination: https://ghcr.io/team/jobs/}\n"
+                          "registry: {type: acr, uri: team.azurecr.io/jobs}\n"
+                          "environment: {type: aws, region: eu-west-1}\n"
+                          "queue_uri: postgres://launch:pg-secret@127.0.0.1:5432/launch\n");
+  Result r = run(d, {"-c", cfg, "--print-config"}, clean_env(d));
+  REQUIRE(r.code == 0);
+  for (const char* part :
+       {"\"secure_mode\": true", "\"stopped_run_timeout\": 9", "\"max_schedulers\": 1",
+        "\"destination\": \"ghcr.io/team/jobs\"", "\"uri\": \"team.azurecr.io/jobs\"",
+        "\"region\": \"eu-west-1\"", "\"gpus\": -1", "\"launch_home\": \"",
+        "\"queue_uri\": \"postgres://launch:***@127.0.0.1:5432/launch\""}) {
+    CAPTURE(part);
+    CHECK(r.out.find(part) != std::string::npos);
+  }
+  CHECK(r.out.find("pg-secret") == std::string::npos);
+  CHECK(r.err.empty());
+}
+
+TEST_CASE("launch-agent: -v adds debug lines for polls and claims, -vv trace") {
+  TempDir home;
+  auto t = shared_store(home);
+  auto run_one = [&](const std::vector<std::string>& extra) {
+    std::string id = push_sh(*t, "true");
+    std::vector<std::string> args = {launch_test::agent_binary(), "-q", "q", "-e", "team"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Child agent = spawn(home, args, clean_env(home), "agent");
+    wait_for([&] { return t->get(id).state == ItemState::finished; });
+    ::kill(agent.pid, SIGTERM);
+    CHECK(wait_exit(agent) == 0);
+    return std::make_pair(id, slurp(agent.err_path));
+  };
+  auto quiet = run_one({});
+  CHECK(quiet.second.find("poll team/q") == std::string::npos);
+  auto verbose = run_one({"-v"});
+  CHECK(verbose.second.find("poll team/q: claimed item " + verbose.first) != std::string::npos);
+  auto json = run_one({"-vv", "--log-format", "json"});
+  CHECK(json.second.find("\"level\":\"debug\"") != std::string::npos);
+  CHECK(json.second.find("poll team/q: claimed item " + json.first) != std::string::npos);
+
+  Result r = run(home, {"-q", "q", "-vv", "--print-config"}, clean_env(home));
+  CHECK(r.out.find("\"verbosity\": 2") != std::string::npos);
 }

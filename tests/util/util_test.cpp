@@ -13,6 +13,7 @@
 #include "launch/home.hpp"
 #include "support/temp_dir.hpp"
 #include "util/base64.hpp"
+#include "util/redact.hpp"
 #include "util/fs.hpp"
 #include "util/json.hpp"
 #include "util/limits.hpp"
@@ -249,4 +250,18 @@ TEST_CASE("YAML: self-referencing aliases, alias bombs and map keys are refused 
                        Error);
   CHECK(json::yaml_to_json("env:\n  GPUS: \"{{gpus}}\"\n", "q.yaml") ==
         "{\"env\":{\"GPUS\":\"{{gpus}}\"}}");
+}
+
+TEST_CASE("mask_password hides a URI's password and a password= parameter") {
+  using launch::util::mask_password;
+  CHECK(mask_password("postgres://launch:s3cret@db:5432/launch") ==
+        "postgres://launch:***@db:5432/launch");
+  CHECK(mask_password("postgres://a:b:c@db/x") == "postgres://a:***@db/x");
+  CHECK(mask_password("postgres://launch@db/launch") == "postgres://launch@db/launch");
+  CHECK(mask_password("sqlite:///var/lib/a@b/launch.db") == "sqlite:///var/lib/a@b/launch.db");
+  CHECK(mask_password("postgresql://db/l?user=u&password=hunter2&sslmode=require") ==
+        "postgresql://db/l?user=u&password=***&sslmode=require");
+  CHECK(mask_password("host=db password=x dbname=l") == "host=db password=*** dbname=l");
+  CHECK(mask_password("host=db db_password=x") == "host=db db_password=x");
+  CHECK(mask_password("memory://q") == "memory://q");
 }
