@@ -28,6 +28,7 @@
 #include <rapidjson/document.h>
 
 #include "core/resolve.hpp"
+#include "launch/features.h"
 #include "launch/launch.hpp"
 
 extern char** environ;
@@ -816,19 +817,34 @@ TEST_CASE("queue create refuses what the queue's runner would refuse, naming the
   check_failure(sb.run({"queue", "create", "a", "-r", "local-process", "--config",
                         "{\"partition\": \"gpu\"}"}),
                 {"team/a", "unknown option \"partition\""});
-  check_failure(sb.run({"queue", "create", "b", "-r", "local-container", "--config",
-                        "{\"privileged\": true}"}),
-                {"team/b", "option \"privileged\" is not allowed"});
   check_failure(sb.run({"queue", "create", "c", "-r", "local-process", "--config",
                         "{\"kubernetes\": {\"spec\": {}}}"}),
                 {"key \"kubernetes\"", "local-process"});
+  CHECK(sb.store().list_queues().empty());
+  // W&B's resource-keyed shape of the same queue's config is taken.
+  sb.ok({"queue", "create", "p", "-r", "local-process", "--config",
+         "{\"local-process\": {\"env\": {\"A\": \"1\"}}}"});
+  // And a push's resource_args are checked at push, merged over it.
+  check_failure(sb.run({"push", "-q", "p", "-E", "true", "-R", "{\"partition\": \"gpu\"}"}),
+                {"team/p", "\"partition\""});
+  check_failure(sb.run({"push", "-q", "p", "-E", "true", "-R",
+                        "{\"local-container\": {\"memory\": \"1g\"}}"}),
+                {"key \"local-container\"", "local-process"});
+  CHECK(sb.store().list().empty());
+}
+
+#if LAUNCH_FEATURE_DOCKER
+// The local-container runner (and so its checks) is built with docker only.
+TEST_CASE("queue create and push refuse what local-container would refuse") {
+  Sandbox sb;
+  check_failure(sb.run({"queue", "create", "b", "-r", "local-container", "--config",
+                        "{\"privileged\": true}"}),
+                {"team/b", "option \"privileged\" is not allowed"});
   sb.write("q.yaml", "name: d\nresource: local-container\nconfig: {volumes: ['/:/host']}\n");
   check_failure(sb.run({"queue", "create", "-f", "q.yaml"}), {"q.yaml", "\"volumes\""});
   CHECK(sb.store().list_queues().empty());
-  // W&B's resource-keyed shape of the same queue's config is taken.
   sb.ok({"queue", "create", "e", "-r", "local-container", "--config",
          "{\"local-container\": {\"memory\": \"1g\"}}"});
-  // And a push's resource_args are checked at push, merged over it.
   check_failure(sb.run({"push", "-q", "e", "-d", "alpine:3", "-R", "{\"privileged\": true}"}),
                 {"team/e", "\"privileged\""});
   check_failure(sb.run({"push", "-q", "e", "-d", "alpine:3", "-R",
@@ -836,6 +852,7 @@ TEST_CASE("queue create refuses what the queue's runner would refuse, naming the
                 {"key \"local-process\"", "local-container"});
   CHECK(sb.store().list().empty());
 }
+#endif
 
 TEST_CASE("queue delete refuses unended items without --force; --force removes them and logs") {
   Sandbox sb;
