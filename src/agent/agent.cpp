@@ -328,11 +328,17 @@ struct Agent::Impl {
     try {
       emit(r.deliver(*transport, id), r.message);
     } catch (const Error& e) {
-      if (report_may_heal(e.code())) {
-        keep(std::move(r), e.what());
-      } else {
-        note(LogLevel::warn, fmt::format("item {}: cannot report: {}", r.item_id, e.what()));
-      }
+      refused(std::move(r), e);
+    }
+  }
+
+  // A report the store refused: kept when the store may take it later,
+  // else dropped with a warning (a lost lease will not come back).
+  void refused(PendingReport r, const Error& e) {
+    if (report_may_heal(e.code())) {
+      keep(std::move(r), e.what());
+    } else {
+      note(LogLevel::warn, fmt::format("item {}: cannot report: {}", r.item_id, e.what()));
     }
   }
 
@@ -446,11 +452,7 @@ struct Agent::Impl {
       }
       emit(r.finished);
     } catch (const Error& e) {
-      if (report_may_heal(e.code())) {
-        keep(std::move(done), e.what());
-      } else {
-        note(LogLevel::warn, fmt::format("item {}: cannot report: {}", item_id, e.what()));
-      }
+      refused(std::move(done), e);
     }
   }
 
