@@ -1,17 +1,14 @@
 // The launch-agent binary: configuration precedence, start-up errors, and
 // (over a store shared between processes) SIGTERM drain and double SIGTERM.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <map>
+#include <memory>
 
 #include "helpers.hpp"
+#include "support/child.hpp"
 #include "launch/launch.hpp"
-
-extern char** environ;
 
 using namespace launch;
 using launch_test::TempDir;
@@ -19,55 +16,14 @@ using launch_test::slurp;
 
 namespace {
 
-struct Child {
-  pid_t pid = -1;
-  std::string out_path, err_path;
-};
+using launch_test::Child;
 
 // Starts argv with the current environment plus `env` (an empty value
 // removes the variable), output to files in `dir`.
-Child spawn(const TempDir& dir, const std::vector<std::string>& argv,
-            const std::map<std::string, std::string>& env, const std::string& tag) {
-  std::map<std::string, std::string> all;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    auto eq = kv.find('=');
-    if (eq != std::string::npos) all[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  for (const auto& kv : env) {
-    if (kv.second.empty()) {
-      all.erase(kv.first);
-    } else {
-      all[kv.first] = kv.second;
-    }
-  }
-  std::vector<std::string> env_strings;
-  for (const auto& kv : all) env_strings.push_back(kv.first + "=" + kv.second);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(&s[0]);
-  envp.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  std::vector<char*> cargv;
-  for (auto& a : args) cargv.push_back(&a[0]);
-  cargv.push_back(nullptr);
-  Child c;
-  c.out_path = dir / (tag + ".out");
-  c.err_path = dir / (tag + ".err");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, c.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 2, c.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  int rc = ::posix_spawn(&c.pid, cargv[0], &fa, nullptr, cargv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  REQUIRE(rc == 0);
-  return c;
-}
-
-int wait_exit(Child& c) {
-  int status = 0;
-  REQUIRE(::waitpid(c.pid, &status, 0) == c.pid);
-  c.pid = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+std::unique_ptr<Child> spawn(const TempDir& dir, const std::vector<std::string>& argv,
+                             const std::map<std::string, std::string>& env,
+                             const std::string& tag) {
+  return std::make_unique<Child>(argv, env, dir / (tag + ".out"), dir / (tag + ".err"));
 }
 
 struct Result {
@@ -78,9 +34,9 @@ struct Result {
 Result run(const TempDir& dir, std::vector<std::string> args,
            const std::map<std::string, std::string>& env = {}) {
   args.insert(args.begin(), launch_test::agent_binary());
-  Child c = spawn(dir, args, env, "run");
-  int code = wait_exit(c);
-  return Result{code, slurp(c.out_path), slurp(c.err_path)};
+  auto c = spawn(dir, args, env, "run");
+  int code = c->wait();
+  return Result{code, slurp(c->out_path()), slurp(c->err_path())};
 }
 
 // The environment a test agent runs in: nothing inherited that matters.
@@ -186,13 +142,13 @@ TEST_CASE("launch-agent: SIGTERM drains: the running job finishes, nothing new s
   TempDir home;
   auto t = shared_store(home);
   std::string first = push_sh(*t, "echo started > " + (home / "started") + "; sleep 2");
-  Child agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team"},
+  auto agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team"},
                       clean_env(home), "agent");
   wait_for([&] { return !slurp(home / "started").empty(); });
   wait_for([&] { return t->get(first).state == ItemState::running; });
-  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  REQUIRE(::kill(agent->pid(), SIGTERM) == 0);
   std::string second = push_sh(*t, "true");
-  int code = wait_exit(agent);
+  int code = agent->wait();
   CHECK(code == 0);
   CHECK(t->get(first).state == ItemState::finished);
   CHECK(t->get(second).state == ItemState::pending);
@@ -200,7 +156,7 @@ TEST_CASE("launch-agent: SIGTERM drains: the running job finishes, nothing new s
   REQUIRE(agents.size() == 1);
   CHECK(agents[0].status == AgentStatus::stopped);
   // One line per transition in the agent's log.
-  std::string log = slurp(agent.err_path);
+  std::string log = slurp(agent->err_path());
   CHECK(log.find("item " + first + " (team/q) running") != std::string::npos);
   CHECK(log.find("item " + first + " (team/q) finished") != std::string::npos);
 }
@@ -209,16 +165,16 @@ TEST_CASE("launch-agent: a second SIGTERM cancels running jobs and puts them bac
   TempDir home;
   auto t = shared_store(home);
   std::string id = push_sh(*t, "echo $$ > " + (home / "pid") + "; exec sleep 60");
-  Child agent = spawn(home,
+  auto agent = spawn(home,
                       {launch_test::agent_binary(), "-q", "q", "-e", "team", "--log-format",
                        "json", "-l", home / "agent.log"},
                       clean_env(home), "agent");
   wait_for([&] { return !slurp(home / "pid").empty(); });
   pid_t pgid = static_cast<pid_t>(std::stol(slurp(home / "pid")));
-  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
+  REQUIRE(::kill(agent->pid(), SIGTERM) == 0);
   ::usleep(200000);
-  REQUIRE(::kill(agent.pid, SIGTERM) == 0);
-  int code = wait_exit(agent);
+  REQUIRE(::kill(agent->pid(), SIGTERM) == 0);
+  int code = agent->wait();
   CHECK(code == 0);
   QueueItem item = t->get(id);
   CHECK(item.state == ItemState::pending);
@@ -235,23 +191,23 @@ TEST_CASE("launch-agent: a second SIGTERM cancels running jobs and puts them bac
 TEST_CASE("launch-agent: a job pushed by another process wakes the idle agent") {
   TempDir home;
   auto t = shared_store(home);
-  Child agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team", "-j", "2"},
+  auto agent = spawn(home, {launch_test::agent_binary(), "-q", "q", "-e", "team", "-j", "2"},
                       clean_env(home), "agent");
   wait_for([&] { return !t->list_agents().empty(); });
   std::string id = push_sh(*t, "exit 4");
   wait_for([&] { return is_terminal(t->get(id).state); });
   CHECK(t->get(id).state == ItemState::failed);
   CHECK(t->get(id).exit_code == 4);
-  ::kill(agent.pid, SIGTERM);
-  CHECK(wait_exit(agent) == 0);
+  ::kill(agent->pid(), SIGTERM);
+  CHECK(agent->wait() == 0);
 }
 
 TEST_CASE("the embedding example hands resolved jobs to its in-house runner") {
   TempDir d;
-  Child c = spawn(d, {launch_test::binary_dir() + "/examples/embed/launch-embed-example"}, {},
+  auto c = spawn(d, {launch_test::binary_dir() + "/examples/embed/launch-embed-example"}, {},
                   "embed");
-  CHECK(wait_exit(c) == 0);
-  std::string out = slurp(c.out_path);
+  CHECK(c->wait() == 0);
+  std::string out = slurp(c->out_path());
   CHECK(out.find("scheduler got train    argv [python3 train.py] config "
                  "{\"partition\":\"gpu\",\"tag\":\"") != std::string::npos);
   CHECK(out.find("\"nodes\":2}") != std::string::npos);
@@ -328,11 +284,11 @@ TEST_CASE("launch-agent: without -c it reads launch's file, else W&B's, and says
   std::string cfg = home / "agent.yaml";
   launch_test::write_file(cfg, "entity: team\nqueues: [q]\n");
   std::string id = push_sh(*t, "true");
-  Child agent = spawn(home, {launch_test::agent_binary(), "-c", cfg}, agent_env, "agent");
+  auto agent = spawn(home, {launch_test::agent_binary(), "-c", cfg}, agent_env, "agent");
   wait_for([&] { return t->get(id).state == ItemState::finished; });
-  ::kill(agent.pid, SIGTERM);
-  CHECK(wait_exit(agent) == 0);
-  std::string log = slurp(agent.err_path);
+  ::kill(agent->pid(), SIGTERM);
+  CHECK(agent->wait() == 0);
+  std::string log = slurp(agent->err_path());
   std::size_t said = 0;
   for (const auto& line : launch_test::lines_of(log)) {
     if (line.find("read config from " + cfg) != std::string::npos) ++said;
@@ -370,11 +326,11 @@ TEST_CASE("launch-agent: -v adds debug lines for polls and claims, -vv trace") {
     std::string id = push_sh(*t, "true");
     std::vector<std::string> args = {launch_test::agent_binary(), "-q", "q", "-e", "team"};
     args.insert(args.end(), extra.begin(), extra.end());
-    Child agent = spawn(home, args, clean_env(home), "agent");
+    auto agent = spawn(home, args, clean_env(home), "agent");
     wait_for([&] { return t->get(id).state == ItemState::finished; });
-    ::kill(agent.pid, SIGTERM);
-    CHECK(wait_exit(agent) == 0);
-    return std::make_pair(id, slurp(agent.err_path));
+    ::kill(agent->pid(), SIGTERM);
+    CHECK(agent->wait() == 0);
+    return std::make_pair(id, slurp(agent->err_path()));
   };
   auto quiet = run_one({});
   CHECK(quiet.second.find("poll team/q") == std::string::npos);
