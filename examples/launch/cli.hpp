@@ -117,6 +117,10 @@ LaunchConfig read_launch_config(const std::string& value);
 
 // --- output (output.cpp)
 
+// The columns a terminal gives `text` (UTF-8): wide characters count two,
+// combining marks none.
+std::size_t display_width(const std::string& text);
+
 // Columns padded to the widest cell, two spaces apart.
 class Table {
  public:
@@ -131,6 +135,8 @@ class Table {
 
 std::string age(std::int64_t since_ms, std::int64_t now_ms);
 std::string local_time(std::int64_t ms);
+// `text` on one line, at most `max` columns, cut on a character's boundary
+// and ended with "..." when it was longer.
 std::string shorten(const std::string& text, std::size_t max);
 std::string json_array(const std::vector<std::string>& json_values);
 std::string json_string(const std::string& s);

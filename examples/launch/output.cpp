@@ -10,11 +10,73 @@
 
 namespace cli {
 
+namespace {
+
+// The code point at text[pos], moving pos past it; a byte that does not
+// start a well-formed sequence is taken alone (shown as one column, as
+// terminals show U+FFFD for it).
+char32_t next_code_point(const std::string& text, std::size_t& pos) {
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  unsigned char lead = byte(pos);
+  std::size_t len = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3
+                                    : (lead >> 3) == 0x1E ? 4 : 0;
+  if (len == 0 || pos + len > text.size()) {
+    ++pos;
+    return 0xFFFD;
+  }
+  char32_t c = len == 1 ? lead : lead & (0x7F >> len);
+  for (std::size_t i = 1; i < len; ++i) {
+    if ((byte(pos + i) & 0xC0) != 0x80) {
+      ++pos;
+      return 0xFFFD;
+    }
+    c = (c << 6) | (byte(pos + i) & 0x3F);
+  }
+  pos += len;
+  return c;
+}
+
+// Columns a terminal gives `c`: none for combining marks and zero-width
+// characters, two for East Asian wide and fullwidth forms and emoji, one
+// otherwise. The ranges are the broad blocks of Unicode's
+// EastAsianWidth W/F and general category Mn, enough for names and
+// messages; an exotic character may be off by one column, never cut.
+int columns(char32_t c) {
+  struct Range {
+    char32_t first, last;
+  };
+  static const Range kZero[] = {{0x0300, 0x036F}, {0x0483, 0x0489}, {0x0591, 0x05BD},
+                                {0x0610, 0x061A}, {0x064B, 0x065F}, {0x0E31, 0x0E31},
+                                {0x0E34, 0x0E3A}, {0x1AB0, 0x1AFF}, {0x1DC0, 0x1DFF},
+                                {0x200B, 0x200F}, {0x20D0, 0x20FF}, {0xFE00, 0xFE0F},
+                                {0xFE20, 0xFE2F}};
+  static const Range kWide[] = {{0x1100, 0x115F},   {0x2E80, 0x303E},   {0x3041, 0x33FF},
+                                {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xA000, 0xA4CF},
+                                {0xAC00, 0xD7A3},   {0xF900, 0xFAFF},   {0xFE30, 0xFE4F},
+                                {0xFF00, 0xFF60},   {0xFFE0, 0xFFE6},   {0x1F300, 0x1F64F},
+                                {0x1F900, 0x1F9FF}, {0x20000, 0x2FFFD}, {0x30000, 0x3FFFD}};
+  for (const auto& r : kZero) {
+    if (c >= r.first && c <= r.last) return 0;
+  }
+  for (const auto& r : kWide) {
+    if (c >= r.first && c <= r.last) return 2;
+  }
+  return 1;
+}
+
+}  // namespace
+
+std::size_t display_width(const std::string& text) {
+  std::size_t width = 0;
+  for (std::size_t pos = 0; pos < text.size();) width += columns(next_code_point(text, pos));
+  return width;
+}
+
 std::string Table::str() const {
   std::vector<std::size_t> width(header_.size(), 0);
   auto measure = [&](const std::vector<std::string>& row) {
     for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) {
-      width[i] = std::max(width[i], row[i].size());
+      width[i] = std::max(width[i], display_width(row[i]));
     }
   };
   measure(header_);
@@ -24,7 +86,7 @@ std::string Table::str() const {
     std::string text;
     for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) {
       text += row[i];
-      if (i + 1 < row.size()) text += std::string(width[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size()) text += std::string(width[i] - display_width(row[i]) + 2, ' ');
     }
     out << text << '\n';
   };
@@ -56,8 +118,17 @@ std::string local_time(std::int64_t ms) {
 std::string shorten(const std::string& text, std::size_t max) {
   std::string one_line;
   for (char c : text) one_line += (c == '\n' || c == '\r' || c == '\t') ? ' ' : c;
-  if (one_line.size() <= max) return one_line;
-  return one_line.substr(0, max > 3 ? max - 3 : 0) + "...";
+  if (display_width(one_line) <= max) return one_line;
+  // Cut on a character's boundary, leaving room for the "...".
+  std::size_t room = max > 3 ? max - 3 : 0, used = 0, pos = 0;
+  while (pos < one_line.size()) {
+    std::size_t next = pos;
+    int w = columns(next_code_point(one_line, next));
+    if (used + w > room) break;
+    used += w;
+    pos = next;
+  }
+  return one_line.substr(0, pos) + "...";
 }
 
 std::string json_array(const std::vector<std::string>& json_values) {

@@ -492,6 +492,61 @@ TEST_CASE("list filters by queue and state, newest last") {
   check_failure(sb.run({"list", "-q", "nosuch"}), {"nosuch"});
 }
 
+TEST_CASE("list cuts and pads names by the columns a terminal shows, never inside a character") {
+  Sandbox sb;
+  sb.ok({"queue", "create", "q", "-r", "local-process"});
+  // 40 two-byte characters: 80 bytes, 40 columns; 20 wide characters: 40
+  // columns; a combining accent takes none.
+  std::string accented, wide;
+  for (int i = 0; i < 40; ++i) accented += "\u00e9";
+  for (int i = 0; i < 20; ++i) wide += "\u65e5";
+  std::string combining = "e\u0301te";
+  std::string a = sb.push({"-q", "q", "--name", accented, "-E", "/bin/true"});
+  std::string w = sb.push({"-q", "q", "--name", wide, "-E", "/bin/true"});
+  std::string c = sb.push({"-q", "q", "--name", combining, "-E", "/bin/true"});
+
+  std::string table = sb.ok({"list"});
+  std::vector<std::string> lines;
+  for (std::size_t start = 0; start < table.size();) {
+    std::size_t end = table.find('\n', start);
+    lines.push_back(table.substr(start, end - start));
+    start = end + 1;
+  }
+  REQUIRE(lines.size() == 4);
+  // 29 characters and "..." (32 columns); wide ones: 14 (28 columns) and "...".
+  std::string accented_cut, wide_cut;
+  for (int i = 0; i < 29; ++i) accented_cut += "\u00e9";
+  for (int i = 0; i < 14; ++i) wide_cut += "\u65e5";
+  CHECK(contains(lines[1], accented_cut + "...  "));
+  CHECK_FALSE(contains(lines[1], accented_cut + "\u00e9"));
+  CHECK(contains(lines[2], wide_cut + "...  "));
+  CHECK(contains(lines[3], combining + " "));
+  // The RUN column starts at the same terminal column on every line.
+  auto column_of = [](const std::string& line, const std::string& part) {
+    std::size_t at = line.find(part);
+    REQUIRE(at != std::string::npos);
+    // Columns of what precedes it: characters, plus one for each wide one,
+    // less one for each combining accent.
+    std::string before = line.substr(0, at);
+    std::size_t columns = 0;
+    for (unsigned char b : before) columns += (b & 0xC0) != 0x80;
+    for (std::size_t p = before.find("\u65e5"); p != std::string::npos;
+         p = before.find("\u65e5", p + 1)) {
+      ++columns;
+    }
+    for (std::size_t p = before.find("\u0301"); p != std::string::npos;
+         p = before.find("\u0301", p + 1)) {
+      --columns;
+    }
+    return columns;
+  };
+  std::size_t run_column = column_of(lines[0], "RUN");
+  for (const auto& [line, id] : {std::pair{lines[1], a}, {lines[2], w}, {lines[3], c}}) {
+    auto item = parse_json(sb.ok({"show", id, "--json"}));
+    CHECK(column_of(line, (*item)["run_id"].GetString()) == run_column);
+  }
+}
+
 TEST_CASE("show and cancel an item") {
   Sandbox sb;
   sb.ok({"queue", "create", "a", "-r", "local-process"});
