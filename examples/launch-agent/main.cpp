@@ -88,6 +88,18 @@ launch::AgentConfig resolve_config(const std::string& config_path,
   }
   if (config.queue_uri.empty()) config.queue_uri = launch::default_transport_uri();
   if (config.launch_home.empty()) config.launch_home = launch::launch_home();
+  // A memory:// store lives in this process alone: nothing could push to
+  // the queue the agent polls, and what it ran would vanish with it.
+  if (config.queue_uri.rfind("memory:", 0) == 0) {
+    std::string from = !uri.empty()                  ? "--uri"
+                       : (env_uri && *env_uri)       ? "LAUNCH_QUEUE_URI"
+                                                     : path + ": queue_uri";
+    throw launch::Error(launch::Errc::invalid,
+                        from + " \"" + config.queue_uri +
+                            "\": a memory:// store lives only in the agent's process, so "
+                            "nothing could push to its queues; use sqlite:///PATH/launch.db "
+                            "or postgres://...");
+  }
   return config;
 }
 

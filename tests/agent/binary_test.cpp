@@ -112,6 +112,25 @@ TEST_CASE("launch-agent: bad flags and missing queues fail with one clear line")
   CHECK(launch_test::lines_of(r.err).size() == 1);
 }
 
+TEST_CASE("launch-agent: a memory:// store is refused, naming where it came from") {
+  TempDir d;
+  std::string cfg = d / "launch-config.yaml";
+  launch_test::write_file(cfg, "entity: team\nqueues: [q]\nqueue_uri: memory://\n");
+  auto env = clean_env(d);
+  Result r = run(d, {"-c", cfg}, env);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("launch-agent: " + cfg + ": queue_uri \"memory://\"") != std::string::npos);
+  env["LAUNCH_QUEUE_URI"] = "memory://x";
+  r = run(d, {"-q", "q"}, env);
+  CHECK(r.code == 2);
+  CHECK(r.err.find("launch-agent: LAUNCH_QUEUE_URI \"memory://x\"") != std::string::npos);
+  r = run(d, {"-q", "q", "--uri", "memory://"}, clean_env(d));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("launch-agent: --uri \"memory://\": a memory:// store lives only") !=
+        std::string::npos);
+  CHECK(launch_test::lines_of(r.err).size() == 1);
+}
+
 namespace {
 
 // A queue in a SQLite store under `home`, shared with agent processes.
