@@ -110,7 +110,7 @@ double bench_cycles(const std::string& uri, Transport& t, int agents, int n) {
   int failed = wait_all(kids);
   double rate = n / (now_s() - t0);
   if (failed) std::fprintf(stderr, "%d agent(s) failed\n", failed);
-  t.delete_queue(q);
+  t.delete_queue(q, QueueDelete::with_pending);
   return rate;
 }
 
@@ -161,7 +161,7 @@ Latency bench_latency(const std::string& uri, Transport& t, int samples) {
   }
   ::close(out[0]);
   wait_all({pid});
-  t.delete_queue(q);
+  t.delete_queue(q, QueueDelete::with_pending);
   std::sort(ms.begin(), ms.end());
   Latency l;
   if (ms.empty()) return l;
@@ -210,7 +210,7 @@ int main(int argc, char** argv) {
       auto t = open_transport(uri);
       QueueRef q = make_queue(*t, "push");
       double push = bench_push(*t, q, items);
-      t->delete_queue(q);
+      t->delete_queue(q, QueueDelete::with_pending);
       std::string one = cycles_figure(uri, *t, 1, items, rounds);
       std::string four = cycles_figure(uri, *t, 4, items, rounds);
       Latency l = bench_latency(uri, *t, samples);

@@ -84,7 +84,7 @@ int launch_queue_delete(launch_transport* transport, const char* queue) {
   if (!transport) return null_argument("launch_queue_delete", "transport");
   if (!queue) return null_argument("launch_queue_delete", "queue");
   return guard([&] {
-    transport->rep->delete_queue(queue_ref(queue));
+    transport->rep->delete_queue(queue_ref(queue), launch::QueueDelete::with_pending);
     return LAUNCH_OK;
   });
 }

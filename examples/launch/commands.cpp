@@ -166,16 +166,20 @@ int queue_delete(Context& ctx, const std::string& name, bool force) {
                                  " claimed or running; cancel them (launch cancel ITEM) and "
                                  "delete the queue once they have stopped");
   }
-  t.delete_queue(ref);
+  // The store checks again in the transaction that deletes: an item pushed
+  // since the count above is never taken without --force.
+  std::vector<std::string> deleted =
+      t.delete_queue(ref, force ? launch::QueueDelete::with_pending
+                                : launch::QueueDelete::if_no_pending);
   // The items' logs go with them.
   std::string home = launch::launch_home();
-  for (const auto& item : items) {
+  for (const auto& id : deleted) {
     std::error_code ec;
-    std::filesystem::remove_all(launch::run_directory(home, item.id), ec);
+    std::filesystem::remove_all(launch::run_directory(home, id), ec);
   }
   print(ctx.json ? "{\"deleted\":" + json_string(ref.str()) +
-                       ",\"items\":" + std::to_string(items.size()) + "}"
-                 : "deleted queue " + ref.str() + " and its " + items_text(items.size()));
+                       ",\"items\":" + std::to_string(deleted.size()) + "}"
+                 : "deleted queue " + ref.str() + " and its " + items_text(deleted.size()));
   return 0;
 }
 

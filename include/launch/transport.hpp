@@ -101,6 +101,10 @@ enum class RequeueReason {
   preempted,  // the target evicted the run; resume_count+1, at most 5
 };
 
+// Whether delete_queue may take pending items with their queue (`launch
+// queue delete --force`) or refuses while there are any.
+enum class QueueDelete { if_no_pending, with_pending };
+
 class LAUNCH_EXPORT Transport {
  public:
   Transport() = default;
@@ -114,9 +118,13 @@ class LAUNCH_EXPORT Transport {
   virtual void create_queue(const QueueDef& queue) = 0;  // Errc::exists
   virtual QueueDef get_queue(const QueueRef& ref) = 0;   // Errc::not_found
   virtual std::vector<QueueDef> list_queues() = 0;
-  // Deletes the queue and its items; refused (Errc::state) while any item
-  // is claimed, running or stopping.
-  virtual void delete_queue(const QueueRef& ref) = 0;
+  // Deletes the queue and its items in one transaction and returns the ids
+  // of the items deleted (their run directories are the caller's to
+  // remove). Refused (Errc::state), changing nothing, while any item is
+  // claimed, running or stopping, and with QueueDelete::if_no_pending
+  // while any is pending: what is checked is what is deleted, so an item
+  // pushed meanwhile is never taken unasked.
+  virtual std::vector<std::string> delete_queue(const QueueRef& ref, QueueDelete mode) = 0;
 
   // --- items, as a producer sees them
   // Validates the spec against the queue (template values, priority rules)

@@ -176,6 +176,14 @@ bool lease_expired(const QueueItem& item, std::int64_t now) {
   return leased && item.lease_expires_at > 0 && item.lease_expires_at < now;
 }
 
+void check_delete_pending(const QueueRef& queue, QueueDelete mode, std::size_t pending) {
+  if (mode == QueueDelete::with_pending || pending == 0) return;
+  throw Error(Errc::state,
+              fmt::format("queue \"{}\" still holds {} pending item{}; delete it with them "
+                          "(launch queue delete --force) or let them end first",
+                          queue.str(), pending, pending == 1 ? "" : "s"));
+}
+
 bool expire(QueueItem& item, std::int64_t now) {
   if (!lease_expired(item, now)) return false;
   std::string lost = item.agent_id;

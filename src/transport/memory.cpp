@@ -50,22 +50,29 @@ class MemoryTransport final : public RecordTransport {
     return out;
   }
 
-  void delete_queue(const QueueRef& ref) override {
+  std::vector<std::string> delete_queue(const QueueRef& ref, QueueDelete mode) override {
     std::lock_guard<std::mutex> lock(mu_);
     queue_locked(ref);
+    std::vector<std::string> ids;
+    std::size_t pending = 0;
     for (const auto& kv : items_) {
       const QueueItem& it = kv.second;
-      if (it.queue == ref && !is_terminal(it.state) && it.state != ItemState::pending) {
+      if (it.queue != ref) continue;
+      if (!is_terminal(it.state) && it.state != ItemState::pending) {
         throw Error(Errc::state, fmt::format("queue \"{}\": item {} is {}; cancel it or let it "
                                              "end before deleting the queue",
                                              ref.str(), it.id, to_string(it.state)));
       }
+      if (it.state == ItemState::pending) ++pending;
+      ids.push_back(it.id);
     }
+    lifecycle::check_delete_pending(ref, mode, pending);
     for (auto it = items_.begin(); it != items_.end();) {
       it = it->second.queue == ref ? items_.erase(it) : std::next(it);
     }
     pending_.erase(ref);
     queues_.erase(ref);
+    return ids;
   }
 
   std::optional<QueueItem> claim(const std::vector<QueueRef>& queues,

@@ -70,6 +70,7 @@
 
 #include "builtins/factories.hpp"
 #include "util/json.hpp"
+#include "util/redact.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"
@@ -295,7 +296,7 @@ const Statement kBusyItems = {
 const Statement kDeleteItems = {
     "delete_items",
     "DELETE FROM launch_items WHERE entity = $1 AND queue = $2 "
-    "AND state NOT IN ('claimed', 'running', 'stopping')"};
+    "AND state NOT IN ('claimed', 'running', 'stopping') RETURNING id, state"};
 
 const Statement kDeleteQueue = {"delete_queue",
                                 "DELETE FROM launch_queues WHERE entity = $1 AND name = $2"};
@@ -516,16 +517,6 @@ class Conn {
   std::string last_sqlstate_;
 };
 
-// The URI without its password, for messages.
-std::string redacted(const std::string& uri) {
-  auto scheme = uri.find("://");
-  auto at = uri.find('@');
-  if (scheme == std::string::npos || at == std::string::npos || at < scheme) return uri;
-  auto colon = uri.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return uri;
-  return uri.substr(0, colon + 1) + "***" + uri.substr(at);
-}
-
 // 128 random bits from the kernel for each token: a process-local
 // generator would repeat its sequence in every child of a fork.
 std::string random_token() {
@@ -675,7 +666,7 @@ class PostgresTransport final : public RecordTransport {
       std::string msg = err ? err : "out of memory";
       PQfreemem(err);
       while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-      throw Error(Errc::invalid, fmt::format("transport URI \"{}\": {}", redacted(uri_), msg));
+      throw Error(Errc::invalid, fmt::format("transport URI \"{}\": {}", util::mask_password(uri_), msg));
     }
     PQconninfoFree(opts);
     with_retry("open", [&](Conn& c, bool) { migrate(c); });
@@ -734,12 +725,16 @@ class PostgresTransport final : public RecordTransport {
     return out;
   }
 
-  void delete_queue(const QueueRef& ref) override {
+  std::vector<std::string> delete_queue(const QueueRef& ref, QueueDelete mode) override {
+    std::vector<std::string> ids;
     with_retry("delete_queue", [&](Conn& c, bool retrying) {
+      ids.clear();
       Transaction tx(c);
       Result q = c.run(kLockQueue, {ref.entity.c_str(), ref.name.c_str()});
       if (q.rows() == 0) {
-        if (retrying) return;  // an earlier attempt deleted it; its answer was lost
+        // An earlier attempt deleted it and its answer was lost: so were
+        // the ids of what it deleted, and none are returned.
+        if (retrying) return;
         throw Error(Errc::not_found, fmt::format("queue \"{}\" does not exist", ref.str()));
       }
       Result busy = c.run(kBusyItems, {ref.entity.c_str(), ref.name.c_str()});
@@ -752,7 +747,15 @@ class PostgresTransport final : public RecordTransport {
       // locked yet; the delete below waits for it and then skips the row
       // (no longer pending-or-terminal), and the queue's key is still in
       // use, so the final delete fails and everything rolls back.
-      c.run(kDeleteItems, {ref.entity.c_str(), ref.name.c_str()});
+      // The queue row is locked: no push can add an item until we commit,
+      // so the pending items counted are the ones deleted.
+      Result deleted = c.run(kDeleteItems, {ref.entity.c_str(), ref.name.c_str()});
+      std::size_t pending = 0;
+      for (int row = 0; row < deleted.rows(); ++row) {
+        ids.push_back(deleted.text(row, 0));
+        pending += deleted.text(row, 1) == "pending";
+      }
+      lifecycle::check_delete_pending(ref, mode, pending);
       try {
         c.run(kDeleteQueue, {ref.entity.c_str(), ref.name.c_str()});
       } catch (const Error&) {
@@ -763,6 +766,10 @@ class PostgresTransport final : public RecordTransport {
       }
       tx.commit();
     });
+    std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
+      return a.size() != b.size() ? a.size() < b.size() : a < b;
+    });
+    return ids;
   }
 
   // --- items
@@ -1281,7 +1288,7 @@ class PostgresTransport final : public RecordTransport {
         throw Error(Errc::io,
                     fmt::format("postgres {}: the server refused the connection: {}{} (not "
                                 "retried: waiting does not cure this)",
-                                redacted(uri_), f.message,
+                                util::mask_password(uri_), f.message,
                                 f.sqlstate.empty() ? "" : " [SQLSTATE " + f.sqlstate + "]"));
       }
       throw ConnectionLost{fmt::format("connect: {}", f.message)};

@@ -227,7 +227,7 @@ class SqliteTransport final : public RecordTransport {
   void create_queue(const QueueDef& queue) override;
   QueueDef get_queue(const QueueRef& ref) override;
   std::vector<QueueDef> list_queues() override;
-  void delete_queue(const QueueRef& ref) override;
+  std::vector<std::string> delete_queue(const QueueRef& ref, QueueDelete mode) override;
 
   QueueItem get(const std::string& item_id) override;
   std::vector<QueueItem> list(const ItemFilter& filter) override;
@@ -874,7 +874,7 @@ std::vector<QueueDef> SqliteTransport::list_queues() {
   return out;
 }
 
-void SqliteTransport::delete_queue(const QueueRef& ref) {
+std::vector<std::string> SqliteTransport::delete_queue(const QueueRef& ref, QueueDelete mode) {
   std::lock_guard<std::mutex> lock(mu_);
   Txn txn(*this);
   require_queue(ref);
@@ -891,9 +891,21 @@ void SqliteTransport::delete_queue(const QueueRef& ref) {
                               ref.str(), busy));
     }
   }
+  std::vector<std::string> ids;
+  std::size_t pending = 0;
+  {
+    auto s = stmt("SELECT id, state = 'pending' FROM items WHERE queue = ? ORDER BY id");
+    s.bind(1, ref.str());
+    while (s.step()) {
+      ids.push_back(s.text(0));
+      pending += s.int64(1) != 0;
+    }
+  }
+  lifecycle::check_delete_pending(ref, mode, pending);
   stmt("DELETE FROM items WHERE queue = ?").bind(1, ref.str()).run();
   stmt("DELETE FROM queues WHERE entity = ? AND name = ?").bind(1, ref.entity).bind(2, ref.name).run();
   txn.commit();
+  return ids;
 }
 
 // --- agents

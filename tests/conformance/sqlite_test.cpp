@@ -183,7 +183,7 @@ TEST_CASE("sqlite: item ids are never reused, even after the newest items are de
   auto t = open_transport("sqlite://" + dir.path() + "/launch.db");
   t->create_queue(conformance::make_queue("ids"));
   std::string first = t->push({"team", "ids"}, conformance::make_job("x"));
-  t->delete_queue({"team", "ids"});
+  t->delete_queue({"team", "ids"}, QueueDelete::with_pending);
   t->create_queue(conformance::make_queue("ids"));
   std::string second = t->push({"team", "ids"}, conformance::make_job("y"));
   CHECK(std::stoll(second) > std::stoll(first));

@@ -804,7 +804,8 @@ TEST_CASE("conformance: queues are created, read, listed and deleted") {
     CHECK(names == std::vector<std::string>{"bob/crud", "team/another", "team/crud"});
 
     CHECK(error_code([&] { t.get_queue({"team", "none"}); }) == Errc::not_found);
-    CHECK(error_code([&] { t.delete_queue({"team", "none"}); }) == Errc::not_found);
+    CHECK(error_code([&] { t.delete_queue({"team", "none"}, QueueDelete::with_pending); }) ==
+          Errc::not_found);
     CHECK(error_code([&] { t.push({"team", "none"}, make_job("x")); }) == Errc::not_found);
     CHECK_FALSE(t.claim({{"team", "none"}}, "agent-1"));  // nothing to claim there
   });
@@ -825,16 +826,32 @@ TEST_CASE("conformance: a queue is not deleted while an item is claimed, running
     REQUIRE(claimed);
     REQUIRE(claimed->id == busy);
 
-    CHECK(error_code([&] { t.delete_queue(q); }) == Errc::state);
+    auto del = [&] { t.delete_queue(q, QueueDelete::with_pending); };
+    CHECK(error_code(del) == Errc::state);
     t.start(busy, "agent-1", "");
-    CHECK(error_code([&] { t.delete_queue(q); }) == Errc::state);
+    CHECK(error_code(del) == Errc::state);
     t.cancel(busy);
-    CHECK(error_code([&] { t.delete_queue(q); }) == Errc::state);
+    CHECK(error_code(del) == Errc::state);
     CHECK(t.get_queue(q).name == "busy");
     CHECK(t.list({q, std::nullopt, "", 0}).size() == 3);
 
     t.confirm_stopped(busy, "agent-1");
-    t.delete_queue(q);  // a pending item does not block either
+    // Without with_pending, the one pending item refuses it, naming the
+    // count, and nothing changes.
+    try {
+      t.delete_queue(q, QueueDelete::if_no_pending);
+      FAIL("deleted a queue with a pending item");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::state);
+      CHECK(std::string(e.what()).find("1 pending item;") != std::string::npos);
+    }
+    CHECK(t.list({q, std::nullopt, "", 0}).size() == 3);
+    // With it, the pending item goes too, and every id deleted is returned.
+    std::vector<std::string> deleted = t.delete_queue(q, QueueDelete::with_pending);
+    std::vector<std::string> expected = {pending, busy, waiting};
+    std::sort(deleted.begin(), deleted.end());
+    std::sort(expected.begin(), expected.end());
+    CHECK(deleted == expected);
     CHECK(error_code([&] { t.get_queue(q); }) == Errc::not_found);
     CHECK(error_code([&] { t.get(busy); }) == Errc::not_found);
     CHECK(error_code([&] { t.get(waiting); }) == Errc::not_found);
@@ -847,6 +864,10 @@ TEST_CASE("conformance: a queue is not deleted while an item is claimed, running
     std::string fresh = t.push(q, make_job("fresh"));
     CHECK(fresh != busy);
     CHECK(fresh != waiting);
+    // Ended items never block, whatever the mode.
+    t.cancel(fresh);
+    CHECK(t.delete_queue(q, QueueDelete::if_no_pending) == std::vector<std::string>{fresh});
+    CHECK(error_code([&] { t.get_queue(q); }) == Errc::not_found);
   });
 }
 

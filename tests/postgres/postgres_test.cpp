@@ -474,7 +474,7 @@ TEST_CASE("postgres: delete_queue refuses while items are held and removes the r
   t->push(kQ, job("b"));
   REQUIRE(t->claim({kQ}, "agent-1"));
   try {
-    t->delete_queue(kQ);
+    t->delete_queue(kQ, QueueDelete::with_pending);
     FAIL("expected Errc::state");
   } catch (const Error& e) {
     CHECK(e.code() == Errc::state);
@@ -482,7 +482,7 @@ TEST_CASE("postgres: delete_queue refuses while items are held and removes the r
   }
   CHECK(t->list({}).size() == 2);
   t->fail(a, "agent-1", ItemError{ErrorStage::agent, "gave up"});
-  t->delete_queue(kQ);
+  t->delete_queue(kQ, QueueDelete::with_pending);
   CHECK(t->list({}).empty());
   CHECK(t->list_queues().empty());
   try {

@@ -20,7 +20,10 @@ class ForwardingTransport : public launch::Transport {
   void create_queue(const launch::QueueDef& q) override { t_->create_queue(q); }
   launch::QueueDef get_queue(const launch::QueueRef& r) override { return t_->get_queue(r); }
   std::vector<launch::QueueDef> list_queues() override { return t_->list_queues(); }
-  void delete_queue(const launch::QueueRef& r) override { t_->delete_queue(r); }
+  std::vector<std::string> delete_queue(const launch::QueueRef& r,
+                                        launch::QueueDelete mode) override {
+    return t_->delete_queue(r, mode);
+  }
   std::string push(const launch::QueueRef& q, const launch::JobSpec& s) override {
     return t_->push(q, s);
   }

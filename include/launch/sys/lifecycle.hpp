@@ -60,6 +60,12 @@ LAUNCH_EXPORT bool lease_expired(const QueueItem& item, std::int64_t now);
 // expired.
 LAUNCH_EXPORT bool expire(QueueItem& item, std::int64_t now);
 
+// delete_queue's pending check, once the store has counted, in the
+// transaction that deletes, the queue's pending items: Errc::state saying
+// how many when `mode` does not take them.
+LAUNCH_EXPORT void check_delete_pending(const QueueRef& queue, QueueDelete mode,
+                                        std::size_t pending);
+
 // An item whose stored row cannot be read back (a damaged row, a field of
 // the wrong type, a state this version does not know): `item` holds what
 // the store could read of it (id, queue, state, times, attempts); it becomes
