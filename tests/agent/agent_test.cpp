@@ -307,13 +307,14 @@ TEST_CASE("agent: resolve and submit failures end the item at stage agent") {
   h.make_queue("q2", R"({"gpus": 1})");
   // Passes the runner's checks at queue create; refused at submit.
   h.make_queue("q3", R"({"working_dir": "/no/such/dir"})");
+  h.make_queue("q4", "{}");
   AgentConfig c;
-  c.queues = {"q", "q2", "q3"};
+  c.queues = {"q", "q2", "q3", "q4"};
   c.max_jobs = -1;
   h.start(c);
   std::string a = h.push({"/bin/true"}, "q");
   std::string b = h.push({"/bin/true"}, "q2");
-  std::string e = h.push({"/no/such/program"}, "q2");
+  std::string e = h.push({"/no/such/program"}, "q4");
   std::string f = h.push({"/bin/true"}, "q3");
   QueueItem ia = h.wait_end(a);
   CHECK(ia.state == ItemState::failed);
@@ -324,7 +325,14 @@ TEST_CASE("agent: resolve and submit failures end the item at stage agent") {
   REQUIRE(ib.error);
   CHECK(ib.error->stage == ErrorStage::agent);
   CHECK(ib.error->message.find("gpus 1: this agent has 0 GPUs") != std::string::npos);
-  h.wait_end(e);
+  // A program that does not exist: refused at submit, naming it and why.
+  QueueItem ie = h.wait_end(e);
+  CHECK(ie.state == ItemState::failed);
+  REQUIRE(ie.error);
+  CHECK(ie.error->stage == ErrorStage::agent);
+  CHECK(ie.error->message.find("cannot start \"/no/such/program\": No such file or directory") !=
+        std::string::npos);
+  CHECK_FALSE(ie.exit_code);
   QueueItem iff = h.wait_end(f);
   REQUIRE(iff.error);
   CHECK(iff.error->message.find("working_dir \"/no/such/dir\"") != std::string::npos);
