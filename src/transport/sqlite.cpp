@@ -46,6 +46,7 @@
 #include <fmt/format.h>
 
 #include "builtins/factories.hpp"
+#include "transport/sqlite_sql.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
 #include "launch/sys/record_transport.hpp"
@@ -740,9 +741,7 @@ QueueItem SqliteTransport::update_item(const std::string& item_id,
 
 std::vector<std::string> SqliteTransport::expired_item_ids(std::int64_t now) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto s = stmt(
-      "SELECT id FROM items WHERE state IN ('claimed', 'running', 'stopping') "
-      "AND lease_expires_at < ? ORDER BY lease_expires_at");
+  auto s = stmt(sqlite_sql::kExpiredItems);
   s.bind(1, now);
   std::vector<std::string> ids;
   while (s.step()) ids.push_back(std::to_string(s.int64(0)));
@@ -805,14 +804,10 @@ std::optional<QueueItem> SqliteTransport::claim(const std::vector<QueueRef>& que
   // A head that cannot be read is failed and passed by: the next one is
   // the head then.
   for (;;) {
-    // The head of each queue comes straight off the items_claim index, so
-    // a claim costs the same with a thousand pending items or a million.
     std::int64_t best_id = 0;
     std::int64_t best_priority = 0;
     for (const QueueRef& q : queues) {
-      auto s = stmt(
-          "SELECT id, priority FROM items WHERE queue = ? AND state = 'pending' "
-          "ORDER BY priority, id LIMIT 1");
+      auto s = stmt(sqlite_sql::kQueueHead);
       s.bind(1, q.str());
       if (!s.step()) continue;
       std::int64_t id = s.int64(0), priority = s.int64(1);

@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include "backends.hpp"
+#include "transport/sqlite_sql.hpp"
 #include "launch/error.hpp"
 #include "launch/transport.hpp"
 
@@ -142,15 +143,13 @@ TEST_CASE("sqlite: a claim reads the head of a queue off an index") {
   TempDir dir;
   std::string path = dir.path() + "/launch.db";
   open_transport("sqlite://" + path);
-  std::string plan = query(path,
-                           "EXPLAIN QUERY PLAN SELECT id, priority FROM items WHERE queue = 'a/b' "
-                           "AND state = 'pending' ORDER BY priority, id LIMIT 1");
+  // The statements the transport runs, their parameters unbound (NULL):
+  // the plan does not depend on the values.
+  std::string plan = query(path, std::string("EXPLAIN QUERY PLAN ") + sqlite_sql::kQueueHead);
   CHECK(plan.find("USING INDEX items_claim") != std::string::npos);
   CHECK(plan.find("TEMP B-TREE") == std::string::npos);  // no sort
-  std::string lease_plan = query(path,
-                                 "EXPLAIN QUERY PLAN SELECT id FROM items WHERE state IN "
-                                 "('claimed', 'running', 'stopping') AND lease_expires_at < 5 "
-                                 "ORDER BY lease_expires_at");
+  std::string lease_plan =
+      query(path, std::string("EXPLAIN QUERY PLAN ") + sqlite_sql::kExpiredItems);
   CHECK(lease_plan.find("USING INDEX items_lease") != std::string::npos);
 }
 
