@@ -239,7 +239,12 @@ long registry_call(const std::string& method, const std::string& url, std::strin
 std::vector<std::string> registry_tags(const std::string& base) {
   std::string body;
   std::vector<std::string> tags;
-  if (registry_call("GET", base + "/tags/list", &body, nullptr) != 200) return tags;
+  long status = registry_call("GET", base + "/tags/list", &body, nullptr);
+  // 404 NAME_UNKNOWN: the repository does not exist (any more). Anything
+  // else, an unreachable registry above all, is not "no tags".
+  if (status == 404) return tags;
+  REQUIRE_MESSAGE(status == 200, "GET " << base << "/tags/list: HTTP " << status
+                                        << (status == 0 ? " (registry unreachable)" : ""));
   auto doc = launch::json::parse(body, "tags");
   if (doc.HasMember("tags") && doc["tags"].IsArray()) {
     for (const auto& t : doc["tags"].GetArray()) tags.push_back(t.GetString());
@@ -256,7 +261,9 @@ int delete_registry_repository(const std::string& repository) {
     std::string body, digest;
     if (registry_call("HEAD", base + "/manifests/" + tag, &body, &digest) == 200 &&
         !digest.empty()) {
-      registry_call("DELETE", base + "/manifests/" + digest, &body, nullptr);
+      long status = registry_call("DELETE", base + "/manifests/" + digest, &body, nullptr);
+      CHECK_MESSAGE(status == 202, "DELETE " << base << "/manifests/" << digest << ": HTTP "
+                                             << status << " " << body);
     }
   }
   return static_cast<int>(registry_tags(base).size());
