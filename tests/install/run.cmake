@@ -4,7 +4,9 @@
 #      exists, `pkg-config --cflags launch` names the prefix's include
 #      directory (PKG_CONFIG_PATH pointing into the prefix), and its
 #      Libs.private names the libraries of the backends that are on;
-#   3. configure, build and run the consumer project against the prefix;
+#   3. configure, build and run the consumer project against the prefix
+#      (C++ through launch::launch, C through launch::launch_c), and build
+#      and run its C program again with pkg-config's flags alone;
 #   4. the installed Python module imports from the prefix and loads the
 #      prefix's C library with no LAUNCH_C_LIBRARY or LD_LIBRARY_PATH.
 # Leaves nothing behind: the prefix and the consumer's build are removed at
@@ -13,7 +15,7 @@ cmake_minimum_required(VERSION 3.16)
 
 set(prefix ${WORK_DIR}/prefix)
 set(consumer_build ${WORK_DIR}/consumer-build)
-file(REMOVE_RECURSE ${prefix} ${consumer_build})
+file(REMOVE_RECURSE ${prefix} ${consumer_build} ${WORK_DIR}/launch_consumer_pc)
 
 function(run what)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
@@ -91,6 +93,25 @@ run("configure the consumer"
 run("build the consumer" ${CMAKE_COMMAND} --build ${consumer_build})
 run("run the consumer" ${consumer_build}/launch_consumer)
 message(STATUS "${run_output}")
+if(EXISTS ${prefix}/${LIBDIR}/liblaunch_c.so)
+  if(NOT EXISTS ${consumer_build}/launch_consumer_c)
+    message(FATAL_ERROR "install test: liblaunch_c.so is installed but launch::launch_c "
+                        "did not give the consumer project its C program")
+  endif()
+  run("run the C consumer (launch::launch_c)" ${consumer_build}/launch_consumer_c)
+  message(STATUS "${run_output}")
+endif()
+
+# ---- a C program built with pkg-config's flags alone
+run("pkg-config --cflags --libs launch" ${PKG_CONFIG_EXECUTABLE} --cflags --libs launch)
+string(STRIP "${run_output}" pc_flags)
+separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+separate_arguments(extra UNIX_COMMAND "${EXTRA_FLAGS}")
+run("cc main.c $(pkg-config --cflags --libs launch)"
+    ${C_COMPILER} ${extra} ${CONSUMER_SOURCE}/main.c ${pc_flags}
+    -Wl,-rpath,${prefix}/${LIBDIR} -o ${WORK_DIR}/launch_consumer_pc)
+run("run the pkg-config C consumer" ${WORK_DIR}/launch_consumer_pc)
+message(STATUS "${run_output}")
 
 # ---- the Python module
 if(PYTHON_DIR)
@@ -119,4 +140,4 @@ with launch.Transport("memory://") as t:
 ]==] ${pydir} ${prefix} ${VERSION})
 endif()
 
-file(REMOVE_RECURSE ${prefix} ${consumer_build})
+file(REMOVE_RECURSE ${prefix} ${consumer_build} ${WORK_DIR}/launch_consumer_pc)
