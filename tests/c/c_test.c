@@ -3,9 +3,11 @@
 #define _XOPEN_SOURCE 700 /* mkdtemp, setenv, nftw */
 
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "launch/launch.h"
@@ -252,6 +254,37 @@ static void drain(launch_agent *agent) {
   CHECK_OK(launch_agent_stop(agent, LAUNCH_STOP_DRAIN));
   for (turns = 0; turns < 2000 && rc == 1; ++turns) rc = launch_agent_step(agent, 10);
   CHECK(rc == 0);
+}
+
+/* Another thread's side of "launch_agent_stop from another thread": waits
+ * (on the item's state, read through the shared transport) until the run is
+ * running, then stops the agent blocked in launch_agent_run. No CHECKs
+ * here: the counters are the main thread's; it reads the results. */
+struct stopper {
+  launch_transport *t;
+  launch_agent *agent;
+  const char *item_id;
+  int saw_running;
+  int stop_rc;
+};
+
+static void *stop_when_running(void *arg) {
+  struct stopper *st = (struct stopper *)arg;
+  int i;
+  for (i = 0; i < 3000 && !st->saw_running; ++i) {
+    char *json = NULL;
+    if (launch_item_get(st->t, st->item_id, &json) == LAUNCH_OK &&
+        strstr(json, "\"state\":\"running\"")) {
+      st->saw_running = 1;
+    }
+    launch_free(json);
+    if (!st->saw_running) {
+      struct timespec ten_ms = {0, 10 * 1000 * 1000};
+      nanosleep(&ten_ms, NULL);
+    }
+  }
+  st->stop_rc = launch_agent_stop(st->agent, LAUNCH_STOP_CANCEL);
+  return NULL;
 }
 
 /* ---- The tests. */
@@ -621,6 +654,39 @@ static void test_agent_with_runner(launch_transport *t) {
   agent = make_agent(t, "c-test/jobs", 1);
   drain(agent);
   launch_agent_destroy(agent);
+
+  /* launch_agent_stop from another thread wakes an agent blocked in
+   * launch_agent_run: its held run is cancelled and its item put back. */
+  {
+    struct stopper st;
+    pthread_t thread;
+    char *stop_id;
+    int submitted_before = s.submitted;
+    s.hold = 1;
+    stop_id = push(t, "c-test/jobs", "{\"name\": \"stopped from a thread\"}");
+    agent = make_agent(t, "c-test/jobs", 1);
+    memset(&st, 0, sizeof st);
+    st.t = t;
+    st.agent = agent;
+    st.item_id = stop_id;
+    CHECK(pthread_create(&thread, NULL, stop_when_running, &st) == 0);
+    CHECK_OK(launch_agent_run(agent));
+    CHECK(pthread_join(thread, NULL) == 0);
+    CHECK(st.saw_running == 1);
+    CHECK(st.stop_rc == LAUNCH_OK);
+    CHECK(s.submitted == submitted_before + 1);
+    CHECK(s.cancelled[s.submitted - 1] == 1);
+    CHECK(item_has(t, stop_id, "\"state\":\"pending\""));
+    launch_agent_destroy(agent);
+    /* Let a draining agent finish it, so the queue is idle again. */
+    s.hold = 0;
+    agent = make_agent(t, "c-test/jobs", 1);
+    step_until_idle(agent, t, "c-test/jobs");
+    drain(agent);
+    launch_agent_destroy(agent);
+    CHECK(item_has(t, stop_id, "\"state\":\"finished\""));
+    launch_free(stop_id);
+  }
 
   CHECK(s.destroyed == 0);
   CHECK_OK(launch_runner_unregister("inhouse"));
