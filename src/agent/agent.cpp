@@ -143,6 +143,7 @@ struct Agent::Impl {
   std::atomic<int> drain_requests{0};
   std::atomic<bool> cancel_requested{false};
   bool releasing = false;
+  bool drain_noted = false;  // "draining" said once, at the first stop request
 
   bool started = false;
   bool finished = false;
@@ -937,6 +938,13 @@ struct Agent::Impl {
   }
 
   void apply_release() {
+    if (!drain_noted && drain_requests.load() == 1 && !cancel_requested.load()) {
+      drain_noted = true;
+      note(LogLevel::info,
+           fmt::format("draining: {} running job(s) finish, nothing new is claimed; stop "
+                       "again (a second SIGTERM) to cancel them",
+                       active.size()));
+    }
     if (releasing || !(drain_requests.load() >= 2 || cancel_requested.load())) return;
     releasing = true;
     note(LogLevel::info, "cancelling running jobs; their items go back to their queues");

@@ -190,14 +190,23 @@ TEST_CASE("launch-agent: a second SIGTERM cancels running jobs and puts them bac
                       clean_env(home), "agent");
   wait_for([&] { return !slurp(home / "pid").empty(); });
   pid_t pgid = static_cast<pid_t>(std::stol(slurp(home / "pid")));
+  QueueItem before = t->get(id);
+  REQUIRE(before.state == ItemState::running);
   REQUIRE(::kill(agent->pid(), SIGTERM) == 0);
-  ::usleep(200000);
+  // Two signals sent before the first is handled would be one: the second
+  // goes once the agent says it is draining.
+  wait_for([&] { return slurp(home / "agent.log").find("draining: 1 running job") !=
+                        std::string::npos; });
   REQUIRE(::kill(agent->pid(), SIGTERM) == 0);
   int code = agent->wait();
   CHECK(code == 0);
   QueueItem item = t->get(id);
   CHECK(item.state == ItemState::pending);
   CHECK(item.agent_id.empty());
+  // Put back as it was: the same run id, its attempt counted.
+  CHECK(item.run_id == before.run_id);
+  CHECK(item.attempt == before.attempt);
+  CHECK(item.attempt == 1);
   CHECK(::kill(-pgid, 0) == -1);
   // JSON lines in the log file, one per transition.
   std::string log = slurp(home / "agent.log");
