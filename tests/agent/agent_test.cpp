@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cerrno>
+#include <map>
 #include <set>
 
 #include "helpers.hpp"
@@ -295,6 +296,32 @@ TEST_CASE("agent: timeout_seconds fails the job with the reason") {
   REQUIRE(item.error);
   CHECK(item.error->stage == ErrorStage::run);
   CHECK(item.error->message == "timed out after 1s");
+}
+
+TEST_CASE("agent: queues are polled in turn (round robin), also when a finish claims the next") {
+  // a holds 3 items, b 1, c 2, pushed a's first: one queue's backlog must
+  // not starve the others, whether the agent claims many at once (-1) or
+  // refills one slot as each run finishes (1, finish_and_claim).
+  for (int max_jobs : {-1, 1}) {
+    CAPTURE(max_jobs);
+    Harness h;
+    for (const char* q : {"a", "b", "c"}) h.make_queue(q);
+    std::map<std::string, std::string> queue_of;
+    for (const auto& [queue, count] : {std::pair{"a", 3}, {"b", 1}, {"c", 2}}) {
+      for (int i = 0; i < count; ++i) queue_of[h.push({"/bin/true"}, queue)] = queue;
+    }
+    AgentConfig c;
+    c.queues = {"a", "b", "c"};
+    c.max_jobs = max_jobs;
+    h.start(c);
+    for (const auto& kv : queue_of) h.wait_end(kv.first);
+    std::string order;
+    for (const auto& e : h.events) {
+      if (e.state == ItemState::running) order += queue_of.at(e.item_id);
+    }
+    CHECK(order == "abcaca");
+    for (const auto& kv : queue_of) CHECK(h.t->get(kv.first).state == ItemState::finished);
+  }
 }
 
 TEST_CASE("agent: resolve and submit failures end the item at stage agent") {
