@@ -12,6 +12,7 @@
 #ifndef LAUNCH_BUILDER_HPP
 #define LAUNCH_BUILDER_HPP
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -47,6 +48,11 @@ struct BuildRequest {
   QueueDef queue;
   std::string resource;   // the runner the image is for
   std::string log_path;   // build output is appended here (the item's build.log)
+  // Set by the agent when the item is cancelled (or the agent is stopped
+  // with a cancel) mid-build: a builder stops what it is waiting for as soon
+  // as it can and throws; the item then ends `stopped`, not failed. Null
+  // when nothing can cancel the build.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct BuildResult {

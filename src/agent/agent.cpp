@@ -97,6 +97,9 @@ struct Active {
   ResolvedJob job;
   Phase phase = Phase::running;
   std::future<BuildResult> build;
+  // Turned on to stop the build under way (BuildRequest::cancel); shared
+  // with the build thread, which may outlive a forgotten item briefly.
+  std::shared_ptr<std::atomic<bool>> build_cancel;
   std::unique_ptr<Run> run;
   int gpus_wanted = 0;
   std::vector<int> gpus;
@@ -598,10 +601,13 @@ struct Agent::Impl {
       req.queue = a.queue;
       req.resource = a.queue.resource;
       req.log_path = a.job.log_dir + "/build.log";
+      a.build_cancel = std::make_shared<std::atomic<bool>>(false);
       BuilderConfig bc = config.builder;
       int wake = wake_w;
-      std::packaged_task<BuildResult()> task(
-          [bc, req] { return make_builder(bc)->build(req); });
+      std::packaged_task<BuildResult()> task([bc, req, cancel = a.build_cancel]() mutable {
+        req.cancel = cancel.get();
+        return make_builder(bc)->build(req);
+      });
       a.build = task.get_future();
       // The wake-up comes after the result is in the future, so the loop
       // always finds it ready.
@@ -710,6 +716,14 @@ struct Agent::Impl {
   }
 
   // Asks a's run to stop: now, or when the call it is in returns.
+  // The build thread sees the flag and stops; its wake-up then ends the
+  // item (stopped, or back to pending when the agent is releasing it).
+  void stop_build(Active& a) {
+    if (a.build_cancel && !a.build_cancel->exchange(true)) {
+      note(LogLevel::info, fmt::format("item {}: stopping its build", a.item.id));
+    }
+  }
+
   void cancel_run(Active& a) {
     a.cancel_due = true;
     if (a.in_call || !a.run) return;
@@ -940,10 +954,12 @@ struct Agent::Impl {
   void apply_release() {
     if (!drain_noted && drain_requests.load() == 1 && !cancel_requested.load()) {
       drain_noted = true;
-      note(LogLevel::info,
-           fmt::format("draining: {} running job(s) finish, nothing new is claimed; stop "
-                       "again (a second SIGTERM) to cancel them",
-                       active.size()));
+      if (!active.empty()) {
+        note(LogLevel::info,
+             fmt::format("draining: {} running job(s) finish, nothing new is claimed; a "
+                         "second stop (SIGTERM to launch-agent) cancels them",
+                         active.size()));
+      }
     }
     if (releasing || !(drain_requests.load() >= 2 || cancel_requested.load())) return;
     releasing = true;
@@ -955,6 +971,7 @@ struct Agent::Impl {
       // Items still being submitted or reattached are cancelled once their
       // runs are back.
       if (a.phase == Phase::running) cancel_run(a);
+      if (a.phase == Phase::building) stop_build(a);
       if (a.phase == Phase::waiting_gpus) waiting.push_back(kv.first);
     }
     for (const auto& item_id : waiting) end_early(active[item_id], ErrorStage::agent, "");
@@ -1055,7 +1072,9 @@ struct Agent::Impl {
         cancel_run(a);
       } else if (a.phase == Phase::waiting_gpus) {
         end_early(a, ErrorStage::agent, "");
-      }  // a build, submit or reattach in progress ends first, then the run is cancelled
+      } else if (a.phase == Phase::building) {
+        stop_build(a);
+      }  // a submit or reattach in progress ends first, then the run is cancelled
     }
     for (const auto& item_id : reply.lost) {
       if (!active.count(item_id)) continue;
@@ -1065,6 +1084,7 @@ struct Agent::Impl {
                        item_id));
       auto it = active.find(item_id);
       if (it->second.phase == Phase::building && it->second.build.valid()) {
+        stop_build(it->second);
         it->second.build.wait();
       }
       forget(item_id);

@@ -74,6 +74,7 @@ class DockerBuilder : public Builder {
     result.image = repository + ":" + ctx.hash.substr(0, 32);
     bool push = repository != "launch-build";
     docker::Engine engine;
+    engine.set_abort_flag(request.cancel);
     if (push ? docker::registry_has_manifest(docker::parse_image_ref(result.image))
              : engine.inspect_image(result.image).has_value()) {
       log.write(fmt::format("{} already exists: build skipped\n", result.image));

@@ -279,6 +279,35 @@ TEST_CASE("e2e: cancel stops the container and leaves none behind") {
   stop_agent(agent);
 }
 
+TEST_CASE("e2e: cancel during a build stops the build; the item ends stopped, nothing is run") {
+  World w;
+  auto q = w.queue("cancel-build-" + dtest::run_token());
+  launch::Agent agent(w.agent_config(q, "docker"), w.transport);
+  std::string dir = dtest::make_temp_dir("launch-e2e-slow-");
+  // A build step that would take a minute; it says when it has begun.
+  dtest::write_file(dir + "/Dockerfile", "FROM " + dtest::busybox_image() +
+                                             "\nRUN echo slow-step-begun && sleep 60\n");
+  std::string id = w.transport->push(q, code_job(dir));
+  step_until(agent, [&] {
+    return w.log(id, "build.log").find("slow-step-begun") != std::string::npos;
+  });
+  std::string build_log = w.log(id, "build.log");
+  auto at = build_log.find("launch-build:");
+  REQUIRE(at != std::string::npos);
+  std::string image = build_log.substr(at, 13 + 32);
+  dtest::track_image(image);
+  w.transport->cancel(id);
+  auto item = run_to_end(w, agent, id);
+  CHECK(item.state == ItemState::stopped);
+  CHECK_FALSE(item.error.has_value());
+  CHECK_FALSE(has_container(id));
+  // Had the build been waited for, it would have ended, a minute later,
+  // with the image tagged: it was stopped instead.
+  CHECK(image_id(image).empty());
+  CHECK(w.log(id, "stdout.log").empty());
+  stop_agent(agent);
+}
+
 TEST_CASE("e2e: a forbidden option is refused at push, naming it, and nothing runs") {
   World w;
   auto q = w.queue("forbidden-" + dtest::run_token(), R"({"memory": "64m"})");
