@@ -30,6 +30,7 @@
 #include "core/resolve.hpp"
 #include "launch/features.h"
 #include "launch/launch.hpp"
+#include "support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -138,9 +139,8 @@ class Process {
 class Sandbox {
  public:
   Sandbox() {
-    char tmpl[] = "/tmp/launch-cli-test.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
+    dir = launch_test::temp_base() + "/launch-cli-test.XXXXXX";
+    REQUIRE(::mkdtemp(&dir[0]) != nullptr);
     home = dir + "/launch-home";
     uri = "sqlite://" + home + "/launch.db";
     for (char** e = environ; *e; ++e) {

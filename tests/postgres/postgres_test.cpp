@@ -24,6 +24,7 @@
 #include "launch/log.hpp"
 #include "launch/transport.hpp"
 #include "pg_support.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace launch;
 using launch_test::FreshDatabase;
@@ -498,9 +499,8 @@ TEST_CASE("postgres: three agent processes share 10,000 items; each ends exactly
   auto producer = open_transport(db.uri());
   producer->create_queue(make_queue("q"));
   constexpr int kItems = 10000, kAgents = 3;
-  char dir_template[] = "/tmp/launch-pg-agents.XXXXXX";
-  REQUIRE(mkdtemp(dir_template) != nullptr);
-  std::string dir = dir_template;
+  std::string dir = launch_test::temp_base() + "/launch-pg-agents.XXXXXX";
+  REQUIRE(mkdtemp(&dir[0]) != nullptr);
 
   std::vector<pid_t> kids;
   for (int a = 0; a < kAgents; ++a) {
