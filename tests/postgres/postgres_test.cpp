@@ -260,6 +260,17 @@ TEST_CASE("postgres: claim takes the highest priority first, then the oldest") {
   CHECK(order == std::vector<std::string>{b, e, c, a});
 }
 
+namespace {
+// Polls `sql` (a count) on `uri` until it is not 0.
+void until_pg(const std::string& uri, const std::string& sql) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pg_exec(uri, sql) == "0") {
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "timed out: " << sql);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+}  // namespace
+
 TEST_CASE("postgres: a claim skips an item locked by another transaction") {
   FreshDatabase db;
   auto t = open_transport(db.uri());
@@ -270,7 +281,10 @@ TEST_CASE("postgres: a claim skips an item locked by another transaction") {
     pg_exec(db.uri(), "BEGIN; SELECT 1 FROM launch_items WHERE id = " + a +
                           " FOR UPDATE; SELECT pg_sleep(1.5); COMMIT;");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The holder sleeps only after its FOR UPDATE has taken the lock.
+  until_pg(db.uri(),
+           "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+           "wait_event = 'PgSleep'");
   auto got = t->claim({kQ}, "agent-1");
   holder.join();
   REQUIRE(got);
