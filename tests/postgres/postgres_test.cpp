@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,6 +60,29 @@ int wait_child(pid_t pid) {
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+// Forked children: the ones not yet reaped are killed and reaped when this
+// goes out of scope, so a failing REQUIRE leaks no process.
+class Children {
+ public:
+  ~Children() {
+    for (pid_t pid : pids_) {
+      ::kill(pid, SIGKILL);
+      wait_child(pid);
+    }
+  }
+  void add(pid_t pid) { pids_.push_back(pid); }
+  // Reaps them all: their exit codes, in order.
+  std::vector<int> wait_all() {
+    std::vector<int> codes;
+    for (pid_t pid : pids_) codes.push_back(wait_child(pid));
+    pids_.clear();
+    return codes;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
 
 // The library's log lines (debug level and above) while it lives:
 // warnings() are those at warn level and above; wait_for blocks until a
@@ -196,7 +220,7 @@ TEST_CASE("postgres: a malformed URI is refused as invalid") {
 
 TEST_CASE("postgres: processes opening a fresh database together create the schema once") {
   FreshDatabase db;
-  std::vector<pid_t> kids;
+  Children kids;
   for (int i = 0; i < 6; ++i) {
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -210,9 +234,9 @@ TEST_CASE("postgres: processes opening a fresh database together create the sche
       }
       _exit(code);
     }
-    kids.push_back(pid);
+    kids.add(pid);
   }
-  for (pid_t pid : kids) CHECK(wait_child(pid) == 0);
+  for (int code : kids.wait_all()) CHECK(code == 0);
   CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "2");
   CHECK(pg_exec(db.uri(), "SELECT count(*) FROM launch_schema") == "1");
 }
@@ -516,7 +540,7 @@ TEST_CASE("postgres: three agent processes share 10,000 items; each ends exactly
   std::string dir = launch_test::temp_base() + "/launch-pg-agents.XXXXXX";
   REQUIRE(mkdtemp(&dir[0]) != nullptr);
 
-  std::vector<pid_t> kids;
+  Children kids;
   for (int a = 0; a < kAgents; ++a) {
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -544,12 +568,12 @@ TEST_CASE("postgres: three agent processes share 10,000 items; each ends exactly
       }
       _exit(code);
     }
-    kids.push_back(pid);
+    kids.add(pid);
   }
   std::set<std::string> pushed;
   for (int i = 0; i < kItems; ++i) pushed.insert(producer->push(kQ, job("job")));
   for (int a = 0; a < kAgents; ++a) producer->push(kQ, job("stop"));
-  for (pid_t pid : kids) CHECK(wait_child(pid) == 0);
+  for (int code : kids.wait_all()) CHECK(code == 0);
 
   std::map<std::string, int> done;
   std::size_t total = 0;
