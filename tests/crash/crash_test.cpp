@@ -83,7 +83,7 @@ struct KillRecord {
 struct AgentExit {
   pid_t pid = 0;
   int status = 0;
-  std::string log;
+  std::string log;  // the end of its log (the directory goes with the run)
 };
 
 // Everything the harness saw; verdict() judges it.
@@ -163,7 +163,7 @@ std::vector<std::string> verdict(const Outcome& o) {
   }
   for (const auto& e : o.agent_exits) {
     say("agent " + std::to_string(e.pid) + " exited on its own (status " +
-        std::to_string(e.status) + "; log " + e.log + ")");
+        std::to_string(e.status) + "; its log ends: " + e.log + ")");
   }
   std::set<std::string> held_at_a_kill;
   for (const auto& k : o.kills) held_at_a_kill.insert(k.held.begin(), k.held.end());
@@ -266,6 +266,15 @@ bool reaped(pid_t pid, bool block, int* status) {
     r = waitpid(pid, status, block ? 0 : WNOHANG);
   } while (r < 0 && errno == EINTR);
   return r == pid;
+}
+
+// The last lines of a file, at most about 1,000 characters.
+std::string log_tail(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  return text.size() > 1000 ? text.substr(text.size() - 1000) : text;
 }
 
 std::vector<std::string> lines_of(const std::string& path) {
@@ -432,7 +441,7 @@ class Run {
     for (std::size_t i = 0; i < agents_.size(); ++i) {
       int st = 0;
       if (reaped(agents_[i], false, &st)) {
-        o_.agent_exits.push_back({agents_[i], st, agent_logs_[agents_[i]]});
+        o_.agent_exits.push_back({agents_[i], st, log_tail(agent_logs_[agents_[i]])});
         agents_[i] = start_agent();
       }
     }

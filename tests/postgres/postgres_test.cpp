@@ -483,13 +483,18 @@ TEST_CASE("postgres: operations ride through a server restart; the listener come
   std::string before = t->push(kQ, job("before"));
   REQUIRE(t->notify_fd() >= 0);
 
-  launch_test::stop_server_immediate();
-  // An operation started while the server is down waits for it.
+  // An operation started while the server is down waits for it: the
+  // server comes back once the push has said it is retrying.
   std::string during;
-  std::thread pusher([&] { during = t->push(kQ, job("during")); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
-  launch_test::start_server();
-  pusher.join();
+  {
+    LogLines log;
+    launch_test::stop_server_immediate();
+    std::thread pusher([&] { during = t->push(kQ, job("during")); });
+    bool retried = log.wait_for("retrying in");
+    launch_test::start_server();
+    pusher.join();
+    CHECK(retried);
+  }
   CHECK_FALSE(during.empty());
 
   // The LISTEN socket saw the server go: draining reconnects it, and a
