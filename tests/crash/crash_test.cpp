@@ -341,7 +341,12 @@ class Run {
         kill_one(*t, agents_[rng() % agents_.size()]);
         next_kill = clock_type::now() + opt.kill_every;
       }
-      t->wait_for_work(std::chrono::milliseconds(50));
+      try {
+        t->wait_for_work(std::chrono::milliseconds(50));
+      } catch (const Error&) {
+        // The server is restarting.
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
     }
     reap_producers();
     reap_agents();
