@@ -790,7 +790,13 @@ static void test_runner_without_run_id(launch_transport *t) {
 int main(void) {
   launch_transport *t = NULL;
   char home[128];
-  strcpy(tmpdir, "/tmp/launch-c-test.XXXXXX");
+  const char *base = getenv("TMPDIR");
+  if (snprintf(tmpdir, sizeof tmpdir, "%s/launch-c-test.XXXXXX", base && *base ? base : "/tmp") >=
+      (int)sizeof tmpdir) {
+    fprintf(stderr, "TMPDIR is too long for this test (%d characters at most)\n",
+            (int)sizeof tmpdir - 22);
+    return 1;
+  }
   if (!mkdtemp(tmpdir)) {
     perror("mkdtemp");
     return 1;

@@ -30,6 +30,7 @@
 #include "core/resolve.hpp"
 #include "launch/features.h"
 #include "launch/launch.hpp"
+#include "support/temp_dir.hpp"
 
 extern char** environ;
 
@@ -95,8 +96,22 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
+  // Reads its stdout until `text` has appeared (a handshake: it has got
+  // that far); finish() still returns all of it. False if stdout closed.
+  bool await_out(const std::string& text) {
+    while (early_out_.find(text) == std::string::npos) {
+      char buf[4096];
+      ssize_t n = ::read(out_, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      early_out_.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
+
   Result finish() {
     Result r;
+    r.out = early_out_;
     struct pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
     std::string* sinks[2] = {&r.out, &r.err};
     int open = 2;
@@ -130,6 +145,7 @@ class Process {
   pid_t pid_ = -1;
   int out_ = -1;
   int err_ = -1;
+  std::string early_out_;
 };
 
 // A temporary HOME and LAUNCH_HOME with a sqlite store, removed at the end.
@@ -138,9 +154,8 @@ class Process {
 class Sandbox {
  public:
   Sandbox() {
-    char tmpl[] = "/tmp/launch-cli-test.XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    dir = tmpl;
+    dir = launch_test::temp_base() + "/launch-cli-test.XXXXXX";
+    REQUIRE(::mkdtemp(&dir[0]) != nullptr);
     home = dir + "/launch-home";
     uri = "sqlite://" + home + "/launch.db";
     for (char** e = environ; *e; ++e) {
@@ -712,7 +727,7 @@ TEST_CASE("logs prints the run's files and follows them until the item ends") {
   claim_and_start(t, "team/a", live);
   sb.write(runs + live + "/stdout.log", "first\n");
   auto follower = sb.start({"logs", live, "-f"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  REQUIRE(follower->await_out("first\n"));  // it is following
   sb.write(runs + live + "/stdout.log", "second\n");
   sb.write(runs + live + "/stderr.log", "warning\n");
   t.finish(live, kAgent, 0);

@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,9 +21,9 @@
 #include "launch/error.hpp"
 #include "launch/transport.hpp"
 #include "runner/local_container.hpp"
+#include "support/child.hpp"
 #include "util/process.hpp"
 
-extern char** environ;
 
 using launch::ItemState;
 namespace docker = launch::docker;
@@ -338,27 +337,19 @@ TEST_CASE("e2e: an agent killed with SIGKILL mid-job, restarted, records the job
   dtest::write_file(config, "builder: {type: noop}\ngpus: 0\n");
   std::vector<std::string> args = {agent_bin, "-q", q.str(), "-e", kEntity,
                                    "-c", config, "--uri", w.uri, "-l", w.home + "/agent.log"};
-  std::vector<std::string> env_s = {"LAUNCH_HOME=" + w.home, "LAUNCH_QUEUE_URI=" + w.uri};
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(&a[0]);
-  argv.push_back(nullptr);
-  for (auto& e : env_s) envp.push_back(&e[0]);
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  envp.push_back(nullptr);
-  pid_t pid = 0;
-  REQUIRE(posix_spawn(&pid, agent_bin.c_str(), nullptr, nullptr, argv.data(), envp.data()) == 0);
+  // Killed and reaped by its destructor if a REQUIRE fails first.
+  launch_test::Child agent(args, {{"LAUNCH_HOME", w.home}, {"LAUNCH_QUEUE_URI", w.uri}},
+                           w.home + "/agent.out", w.home + "/agent.err");
 
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (w.log(id, "stdout.log") != "one\n") {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-      FAIL("the agent binary did not start the job: " << dtest::read_file(w.home + "/agent.log"));
-    }
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline,
+                    "the agent binary did not start the job: "
+                        << dtest::read_file(w.home + "/agent.log"));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  REQUIRE(kill(pid, SIGKILL) == 0);
-  REQUIRE(waitpid(pid, nullptr, 0) == pid);
+  agent.signal(SIGKILL);
+  REQUIRE(agent.wait() == 128 + SIGKILL);
   CHECK(w.item(id).state == ItemState::running);
 
   // The job goes on without its agent, and finishes before the restart.

@@ -20,6 +20,7 @@
 #include "docker/registry.hpp"
 #include "launch/error.hpp"
 #include "util/process.hpp"
+#include "support/temp_dir.hpp"
 
 namespace dtest {
 namespace fs = std::filesystem;
@@ -70,7 +71,7 @@ launch::QueueDef test_queue() {
 }
 
 std::string make_temp_dir(const std::string& prefix) {
-  std::string templ = "/tmp/" + prefix + "XXXXXX";
+  std::string templ = launch_test::temp_base() + "/" + prefix + "XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   REQUIRE(mkdtemp(buf.data()) != nullptr);

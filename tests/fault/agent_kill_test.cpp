@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -201,4 +202,96 @@ TEST_CASE("fault: another agent that takes the item after its lease follows the 
   CHECK(b->wait() == 0);
   CHECK_FALSE(alive(pids[0]));
   CHECK_FALSE(alive(pids[1]));
+}
+
+namespace {
+
+// Live (not zombie) processes other than this one whose environment holds
+// `marker`: what a test's agents, supervisors and jobs leave running.
+std::vector<pid_t> processes_marked(const std::string& marker) {
+  std::vector<pid_t> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(name));
+    if (pid == ::getpid()) continue;
+    std::string env = slurp("/proc/" + name + "/environ");
+    if (env.find(marker) != std::string::npos && alive(pid)) out.push_back(pid);
+  }
+  return out;
+}
+
+}  // namespace
+
+// The issue's fault run: two agents with 20 s local jobs, SIGKILLed 40
+// times while the jobs run. Each job takes a per-item lock directory for
+// its whole life (a second copy alive at once finds it taken and says so).
+TEST_CASE("fault: 40 SIGKILLs of agents with 20 s local jobs; one run each, true exit codes") {
+  constexpr int kJobs = 12, kAgents = 2, kKills = 40;
+  Site s;
+  s.queue("q");
+  std::vector<std::string> ids;
+  std::vector<int> codes;
+  for (int i = 0; i < kJobs; ++i) {
+    int code = i % 4 == 3 ? i : 0;  // most finish; some fail with their own code
+    JobSpec spec;
+    spec.author = "alice";
+    spec.env["FAULT_MARKER"] = s.work.path();
+    std::string lock = s.work / ("live." + std::to_string(i));
+    spec.entry_point = {"/bin/sh", "-c",
+                        "mkdir " + lock + " || echo " + std::to_string(i) + " >> " +
+                            s.work / "twice" + "; echo ran >> " +
+                            s.work / ("runs." + std::to_string(i)) + "; sleep 20; rmdir " + lock +
+                            "; exit " + std::to_string(code)};
+    ids.push_back(s.t->push(QueueRef{"team", "q"}, spec));
+    codes.push_back(code);
+  }
+  std::vector<std::unique_ptr<Child>> agents;
+  for (int a = 0; a < kAgents; ++a) agents.push_back(s.agent({"-q", "q", "-j", "6"}));
+  until([&] { return s.all(ids, [](const QueueItem& i) { return i.state == ItemState::running; }); },
+        "every item running");
+  // The scan that proves nothing is left at the end sees the jobs now.
+  CHECK(processes_marked(s.work.path()).size() >= static_cast<std::size_t>(kJobs));
+  CHECK_FALSE(processes_marked(s.home.path()).empty());  // agents, supervisors
+  // Kills only while the jobs run; one agent at a time, its successor
+  // started at once (same home, so it may take the killed one's id).
+  int kills = 0;
+  for (int k = 0; k < kKills; ++k) {
+    if (s.all(ids, [](const QueueItem& i) { return is_terminal(i.state); })) break;
+    auto& victim = agents[static_cast<std::size_t>(k % kAgents)];
+    victim->signal(SIGKILL);
+    CHECK(victim->wait() == 128 + SIGKILL);
+    ++kills;
+    victim = s.agent({"-q", "q", "-j", "6"});
+    // The successor is up (registered) before the next kill.
+    pid_t pid = victim->pid();
+    until([&] {
+      for (const auto& r : s.t->list_agents()) {
+        if (r.pid == pid) return true;
+      }
+      return false;
+    }, "the new agent to register");
+    ::usleep(200000);  // paces the kills: 40 of them within the jobs. 20 s
+  }
+  CHECK(kills == kKills);
+  until([&] { return s.all(ids, [](const QueueItem& i) { return is_terminal(i.state); }); },
+        "every item to end", std::chrono::seconds(120));
+  for (int i = 0; i < kJobs; ++i) {
+    QueueItem item = s.t->get(ids[static_cast<std::size_t>(i)]);
+    INFO("item " << item.id << " job " << i);
+    CHECK(item.state == (codes[i] == 0 ? ItemState::finished : ItemState::failed));
+    CHECK(item.exit_code == codes[i]);
+    if (codes[i] != 0) {
+      REQUIRE(item.error);
+      CHECK(item.error->message == "exited with code " + std::to_string(codes[i]));
+    }
+    CHECK(s.runs(std::to_string(i)) == 1);
+  }
+  CHECK(slurp(s.work / "twice").empty());
+  for (auto& a : agents) {
+    a->signal(SIGTERM);
+    CHECK(a->wait() == 0);
+  }
+  CHECK(processes_marked(s.work.path()).empty());
+  CHECK(processes_marked(s.home.path()).empty());
 }

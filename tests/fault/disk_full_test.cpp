@@ -52,22 +52,31 @@ class SmallDisk {
   TempDir dir_;
 };
 
+// A local-process queue team/q on `uri` and the config of an in-process
+// agent polling it with its home in `home`.
+struct LocalSite {
+  std::shared_ptr<Transport> t;
+  AgentConfig config;
+  LocalSite(const std::string& uri, const std::string& home) : t(open_transport(uri)) {
+    QueueDef q;
+    q.entity = "team";
+    q.name = "q";
+    q.resource = "local-process";
+    t->create_queue(q);
+    config.entity = "team";
+    config.queues = {"q"};
+    config.launch_home = home;
+    config.gpus = 0;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("fault: a job whose logs cannot be written says that its disk is full") {
   SmallDisk disk("1m");
-  auto t = open_transport("memory://");
-  QueueDef q;
-  q.entity = "team";
-  q.name = "q";
-  q.resource = "local-process";
-  t->create_queue(q);
-  AgentConfig c;
-  c.entity = "team";
-  c.queues = {"q"};
-  c.launch_home = disk.path();
-  c.gpus = 0;
-  Agent agent(c, t);
+  LocalSite site("memory://", disk.path());
+  auto& t = site.t;
+  Agent agent(site.config, t);
   agent.step(milliseconds(0));  // registered, its files made
   disk.fill();
   JobSpec s;
@@ -91,18 +100,9 @@ TEST_CASE("fault: a job whose logs cannot be written says that its disk is full"
 TEST_CASE("fault: a finish the full store cannot take lands once there is room; one run") {
   SmallDisk disk("4m");
   TempDir home, work;
-  auto t = open_transport("sqlite://" + disk.path() + "/launch.db");
-  QueueDef q;
-  q.entity = "team";
-  q.name = "q";
-  q.resource = "local-process";
-  t->create_queue(q);
-  AgentConfig c;
-  c.entity = "team";
-  c.queues = {"q"};
-  c.launch_home = home.path();
-  c.gpus = 0;
-  Agent agent(c, t);
+  LocalSite site("sqlite://" + disk.path() + "/launch.db", home.path());
+  auto& t = site.t;
+  Agent agent(site.config, t);
   // The job counts its runs and ends when the test says so.
   std::string go = work / "go", runs = work / "runs";
   JobSpec s;

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 #include "launch/log.hpp"
 #include "launch/transport.hpp"
 #include "pg_support.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace launch;
 using launch_test::FreshDatabase;
@@ -58,6 +60,29 @@ int wait_child(pid_t pid) {
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
+
+// Forked children: the ones not yet reaped are killed and reaped when this
+// goes out of scope, so a failing REQUIRE leaks no process.
+class Children {
+ public:
+  ~Children() {
+    for (pid_t pid : pids_) {
+      ::kill(pid, SIGKILL);
+      wait_child(pid);
+    }
+  }
+  void add(pid_t pid) { pids_.push_back(pid); }
+  // Reaps them all: their exit codes, in order.
+  std::vector<int> wait_all() {
+    std::vector<int> codes;
+    for (pid_t pid : pids_) codes.push_back(wait_child(pid));
+    pids_.clear();
+    return codes;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
 
 // The library's log lines (debug level and above) while it lives:
 // warnings() are those at warn level and above; wait_for blocks until a
@@ -195,7 +220,7 @@ TEST_CASE("postgres: a malformed URI is refused as invalid") {
 
 TEST_CASE("postgres: processes opening a fresh database together create the schema once") {
   FreshDatabase db;
-  std::vector<pid_t> kids;
+  Children kids;
   for (int i = 0; i < 6; ++i) {
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -209,9 +234,9 @@ TEST_CASE("postgres: processes opening a fresh database together create the sche
       }
       _exit(code);
     }
-    kids.push_back(pid);
+    kids.add(pid);
   }
-  for (pid_t pid : kids) CHECK(wait_child(pid) == 0);
+  for (int code : kids.wait_all()) CHECK(code == 0);
   CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "2");
   CHECK(pg_exec(db.uri(), "SELECT count(*) FROM launch_schema") == "1");
 }
@@ -259,6 +284,17 @@ TEST_CASE("postgres: claim takes the highest priority first, then the oldest") {
   CHECK(order == std::vector<std::string>{b, e, c, a});
 }
 
+namespace {
+// Polls `sql` (a count) on `uri` until it is not 0.
+void until_pg(const std::string& uri, const std::string& sql) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (pg_exec(uri, sql) == "0") {
+    REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "timed out: " << sql);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+}  // namespace
+
 TEST_CASE("postgres: a claim skips an item locked by another transaction") {
   FreshDatabase db;
   auto t = open_transport(db.uri());
@@ -269,7 +305,10 @@ TEST_CASE("postgres: a claim skips an item locked by another transaction") {
     pg_exec(db.uri(), "BEGIN; SELECT 1 FROM launch_items WHERE id = " + a +
                           " FOR UPDATE; SELECT pg_sleep(1.5); COMMIT;");
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The holder sleeps only after its FOR UPDATE has taken the lock.
+  until_pg(db.uri(),
+           "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+           "wait_event = 'PgSleep'");
   auto got = t->claim({kQ}, "agent-1");
   holder.join();
   REQUIRE(got);
@@ -444,13 +483,18 @@ TEST_CASE("postgres: operations ride through a server restart; the listener come
   std::string before = t->push(kQ, job("before"));
   REQUIRE(t->notify_fd() >= 0);
 
-  launch_test::stop_server_immediate();
-  // An operation started while the server is down waits for it.
+  // An operation started while the server is down waits for it: the
+  // server comes back once the push has said it is retrying.
   std::string during;
-  std::thread pusher([&] { during = t->push(kQ, job("during")); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
-  launch_test::start_server();
-  pusher.join();
+  {
+    LogLines log;
+    launch_test::stop_server_immediate();
+    std::thread pusher([&] { during = t->push(kQ, job("during")); });
+    bool retried = log.wait_for("retrying in");
+    launch_test::start_server();
+    pusher.join();
+    CHECK(retried);
+  }
   CHECK_FALSE(during.empty());
 
   // The LISTEN socket saw the server go: draining reconnects it, and a
@@ -498,11 +542,10 @@ TEST_CASE("postgres: three agent processes share 10,000 items; each ends exactly
   auto producer = open_transport(db.uri());
   producer->create_queue(make_queue("q"));
   constexpr int kItems = 10000, kAgents = 3;
-  char dir_template[] = "/tmp/launch-pg-agents.XXXXXX";
-  REQUIRE(mkdtemp(dir_template) != nullptr);
-  std::string dir = dir_template;
+  std::string dir = launch_test::temp_base() + "/launch-pg-agents.XXXXXX";
+  REQUIRE(mkdtemp(&dir[0]) != nullptr);
 
-  std::vector<pid_t> kids;
+  Children kids;
   for (int a = 0; a < kAgents; ++a) {
     pid_t pid = fork();
     REQUIRE(pid >= 0);
@@ -530,12 +573,12 @@ TEST_CASE("postgres: three agent processes share 10,000 items; each ends exactly
       }
       _exit(code);
     }
-    kids.push_back(pid);
+    kids.add(pid);
   }
   std::set<std::string> pushed;
   for (int i = 0; i < kItems; ++i) pushed.insert(producer->push(kQ, job("job")));
   for (int a = 0; a < kAgents; ++a) producer->push(kQ, job("stop"));
-  for (pid_t pid : kids) CHECK(wait_child(pid) == 0);
+  for (int code : kids.wait_all()) CHECK(code == 0);
 
   std::map<std::string, int> done;
   std::size_t total = 0;

@@ -17,12 +17,18 @@
 
 namespace launch_test {
 
+// $TMPDIR, or /tmp when it is unset or empty: where every test's
+// temporary files go.
+inline std::string temp_base() {
+  const char* base = std::getenv("TMPDIR");
+  return base && *base ? base : "/tmp";
+}
+
 class TempDir {
  public:
-  // `prefix` names the directory's owner: /tmp/<prefix>.XXXXXX.
+  // `prefix` names the directory's owner: $TMPDIR/<prefix>.XXXXXX.
   explicit TempDir(const std::string& prefix = "launch-test") {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/" + prefix + ".XXXXXX";
+    std::string tmpl = temp_base() + "/" + prefix + ".XXXXXX";
     if (!::mkdtemp(&tmpl[0])) {
       throw std::runtime_error("mkdtemp " + tmpl + ": " + std::strerror(errno));
     }
