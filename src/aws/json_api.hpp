@@ -37,6 +37,11 @@ class AwsError : public http::HttpError {
   std::string type_;
 };
 
+// The error type of an AWS JSON-protocol answer: its x-amzn-ErrorType
+// header, else the body's "__type", without a "prefix#" or ":more"; "" when
+// neither says.
+std::string aws_error_type(const std::string& header, const std::string& body);
+
 class JsonApi {
  public:
   JsonApi(const JsonService& service, std::shared_ptr<http::AwsCredentialsProvider> provider,
