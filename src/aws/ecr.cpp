@@ -11,6 +11,7 @@
 #include "http/aws_credentials.hpp"
 #include "launch/error.hpp"
 #include "util/base64.hpp"
+#include "util/limits.hpp"
 
 namespace launch {
 namespace aws {
@@ -56,11 +57,9 @@ EcrToken ecr_token_from_answer(const json::Value& d, std::chrono::system_clock::
   auto exp = first.FindMember("expiresAt");
   t.expires = now + std::chrono::hours(1);
   if (exp != first.MemberEnd() && exp->value.IsNumber()) {
-    // A time point of nanoseconds in 64 bits reaches 2262: a number past
-    // 9e9 s (2255), negative or not finite is no expiry, and converting it
-    // would be undefined.
+    // Converting a time past the limit would be undefined.
     double seconds = exp->value.GetDouble();
-    if (!(seconds >= 0 && seconds < 9.0e9)) {
+    if (!(seconds >= 0 && seconds <= static_cast<double>(limits::kMaxEpochSeconds))) {
       throw Error(Errc::io, fmt::format("{}: expiresAt {} is not a time", what,
                                         json::dump(exp->value)));
     }

@@ -15,6 +15,7 @@
 #include "launch/log.hpp"
 #include "util/json.hpp"
 #include "util/fs.hpp"
+#include "util/limits.hpp"
 #include "util/user.hpp"
 
 namespace launch {
@@ -288,7 +289,11 @@ std::chrono::system_clock::time_point aws_parse_time(const std::string& text,
   if (end == nullptr) {
     throw Error(Errc::invalid, fmt::format("{}: {:?} is not an ISO 8601 time", what, text));
   }
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  time_t t = timegm(&tm);
+  if (t < 0 || t > static_cast<time_t>(limits::kMaxEpochSeconds)) {
+    throw Error(Errc::invalid, fmt::format("{}: {:?} is before 1970 or after 2199", what, text));
+  }
+  return std::chrono::system_clock::from_time_t(t);
 }
 
 // ---- the sources

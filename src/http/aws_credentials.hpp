@@ -100,7 +100,8 @@ std::string aws_account_id(const std::shared_ptr<AwsCredentialsProvider>& provid
 std::optional<std::string> aws_xml_text(const std::string& xml, const std::string& tag);
 
 // "2026-12-02T07:00:00Z" (fractions of seconds allowed) to a time point;
-// Errc::invalid naming `what` otherwise.
+// Errc::invalid naming `what` otherwise, and for a time before 1970 or past
+// limits::kMaxEpochSeconds (2200).
 std::chrono::system_clock::time_point aws_parse_time(const std::string& text,
                                                      const std::string& what);
 
