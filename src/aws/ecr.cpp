@@ -37,12 +37,17 @@ EcrRegistry require_ecr(const std::string& host) {
 
 EcrToken ecr_token_from_answer(const json::Value& d, std::chrono::system_clock::time_point now) {
   std::string what = "ECR GetAuthorizationToken answer";
-  auto data = d.IsObject() ? d.FindMember("authorizationData") : d.MemberEnd();
-  if (!d.IsObject() || data == d.MemberEnd() || !data->value.IsArray() ||
-      data->value.Empty()) {
+  // An answer that is not an object is read as one without the field
+  // (FindMember on anything else is undefined).
+  const json::Value* data = nullptr;
+  if (d.IsObject()) {
+    auto it = d.FindMember("authorizationData");
+    if (it != d.MemberEnd()) data = &it->value;
+  }
+  if (!data || !data->IsArray() || data->Empty()) {
     throw Error(Errc::io, what + ": no authorizationData");
   }
-  const json::Value& first = data->value[0];
+  const json::Value& first = (*data)[0];
   if (!first.IsObject()) throw Error(Errc::io, what + ": authorizationData[0] is not an object");
   std::string plain = util::base64_decode(json::get_string(first, "authorizationToken", what));
   auto colon = plain.find(':');

@@ -71,8 +71,8 @@ json::Document JsonApi::call(const std::string& operation, const std::string& bo
                                    e.method(), e.url(), e.status(), e.server_message()),
                    type);
   }
-  return json::parse(resp.body.empty() ? "{}" : resp.body,
-                     fmt::format("{} {} answer", service_.target_prefix, operation));
+  return json::parse_object(resp.body,
+                            fmt::format("{} {} answer", service_.target_prefix, operation));
 }
 
 }  // namespace aws

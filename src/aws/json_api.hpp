@@ -47,7 +47,8 @@ class JsonApi {
   JsonApi(const JsonService& service, std::shared_ptr<http::AwsCredentialsProvider> provider,
           const std::string& region);
   // Sends `body` (a JSON object's text) to `operation`; the answer's JSON.
-  // Throws AwsError for an answer >= 400, naming the operation.
+  // Throws AwsError for an answer >= 400, naming the operation, and
+  // Errc::invalid for an answer that is not a JSON object.
   json::Document call(const std::string& operation, const std::string& body);
   const std::string& endpoint() const { return endpoint_; }
 
