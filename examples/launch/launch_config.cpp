@@ -127,7 +127,7 @@ LaunchConfig read_launch_config(const std::string& value) {
   // JSON as W&B takes it, or YAML (a superset), as -R takes it.
   std::string json = launch::config_to_json(text, "-c");
   rapidjson::Document d;
-  d.Parse(json.c_str(), json.size());
+  d.Parse<rapidjson::kParseFullPrecisionFlag>(json.c_str(), json.size());
   LaunchConfig out;
   launch::JobSpec& spec = out.spec;
   int sources = 0;

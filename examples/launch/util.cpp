@@ -135,7 +135,7 @@ std::vector<std::string> parse_entry_point(const std::string& text) {
     return {text};
   }
   rapidjson::Document doc;
-  doc.Parse(text.c_str(), text.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.c_str(), text.size());
   if (doc.HasParseError()) {
     throw Error(Errc::invalid,
                 "-E \"" + text + "\": invalid JSON at offset " +

@@ -78,8 +78,7 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 AgentConfig AgentConfig::from_yaml(const std::string& text, const std::string& source) {
-  std::string js = json::yaml_to_json(text, source);
-  json::Document d = json::parse(js, source);
+  json::Document d = json::parse_json_or_yaml(text, source);
   AgentConfig c;
   if (d.IsNull()) return c;  // an empty file
   if (!d.IsObject()) {

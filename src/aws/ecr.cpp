@@ -11,6 +11,7 @@
 #include "http/aws_credentials.hpp"
 #include "launch/error.hpp"
 #include "util/base64.hpp"
+#include "util/limits.hpp"
 
 namespace launch {
 namespace aws {
@@ -34,6 +35,45 @@ EcrRegistry require_ecr(const std::string& host) {
 
 }  // namespace
 
+EcrToken ecr_token_from_answer(const json::Value& d, std::chrono::system_clock::time_point now) {
+  std::string what = "ECR GetAuthorizationToken answer";
+  // An answer that is not an object is read as one without the field
+  // (FindMember on anything else is undefined).
+  const json::Value* data = nullptr;
+  if (d.IsObject()) {
+    auto it = d.FindMember("authorizationData");
+    if (it != d.MemberEnd()) data = &it->value;
+  }
+  if (!data || !data->IsArray() || data->Empty()) {
+    throw Error(Errc::io, what + ": no authorizationData");
+  }
+  const json::Value& first = (*data)[0];
+  if (!first.IsObject()) throw Error(Errc::io, what + ": authorizationData[0] is not an object");
+  std::string plain = util::base64_decode(json::get_string(first, "authorizationToken", what));
+  auto colon = plain.find(':');
+  if (colon == std::string::npos) {
+    throw Error(Errc::io, what + ": the token is not base64 of user:password");
+  }
+  EcrToken t;
+  t.creds.username = plain.substr(0, colon);
+  t.creds.password = plain.substr(colon + 1);
+  // expiresAt: epoch seconds (a JSON number, as AWS's JSON protocol sends
+  // timestamps). Without one, a token is kept for an hour.
+  auto exp = first.FindMember("expiresAt");
+  t.expires = now + std::chrono::hours(1);
+  if (exp != first.MemberEnd() && exp->value.IsNumber()) {
+    // Converting a time past the limit would be undefined.
+    double seconds = exp->value.GetDouble();
+    if (!(seconds >= 0 && seconds <= static_cast<double>(limits::kMaxEpochSeconds))) {
+      throw Error(Errc::io, fmt::format("{}: expiresAt {} is not a time", what,
+                                        json::dump(exp->value)));
+    }
+    t.expires = std::chrono::system_clock::time_point(std::chrono::duration_cast<
+        std::chrono::system_clock::duration>(std::chrono::duration<double>(exp->value.GetDouble())));
+  }
+  return t;
+}
+
 std::optional<EcrRegistry> parse_ecr_registry(const std::string& host) {
   ImageUri u;
   if (registry_kind(host, &u) != RegistryKind::ecr) return std::nullopt;
@@ -51,28 +91,10 @@ http::RegistryCredentials ecr_credentials(const std::string& host) {
   std::string body = fmt::format("{{\"registryIds\":[\"{}\"]}}", reg.account);
   json::Document d = ecr.call("GetAuthorizationToken", body);
   ++fetches;
-  std::string what = "ECR GetAuthorizationToken answer";
-  auto data = d.FindMember("authorizationData");
-  if (data == d.MemberEnd() || !data->value.IsArray() || data->value.Empty()) {
-    throw Error(Errc::io, what + ": no authorizationData");
-  }
-  const json::Value& first = data->value[0];
-  std::string plain = util::base64_decode(json::get_string(first, "authorizationToken", what));
-  auto colon = plain.find(':');
-  if (colon == std::string::npos) {
-    throw Error(Errc::io, what + ": the token is not base64 of user:password");
-  }
+  EcrToken token = ecr_token_from_answer(d, now);
   Cached c;
-  c.creds.username = plain.substr(0, colon);
-  c.creds.password = plain.substr(colon + 1);
-  // expiresAt: epoch seconds (a JSON number, as AWS's JSON protocol sends
-  // timestamps). Without one, a token is kept for an hour.
-  auto exp = first.FindMember("expiresAt");
-  auto expires = now + std::chrono::hours(1);
-  if (exp != first.MemberEnd() && exp->value.IsNumber()) {
-    expires = std::chrono::system_clock::time_point(std::chrono::duration_cast<
-        std::chrono::system_clock::duration>(std::chrono::duration<double>(exp->value.GetDouble())));
-  }
+  c.creds = token.creds;
+  auto expires = token.expires;
   auto margin = std::min<std::chrono::system_clock::duration>((expires - now) / 4,
                                                               std::chrono::minutes(5));
   c.refresh_at = expires - margin;

@@ -6,10 +6,12 @@
 #ifndef LAUNCH_SRC_AWS_ECR_HPP
 #define LAUNCH_SRC_AWS_ECR_HPP
 
+#include <chrono>
 #include <optional>
 #include <string>
 
 #include "http/auth.hpp"
+#include "util/json.hpp"
 
 namespace launch {
 namespace aws {
@@ -33,6 +35,16 @@ http::RegistryCredentials ecr_credentials(const std::string& host);
 // tag or repository.
 bool ecr_image_exists(const std::string& host, const std::string& repository,
                       const std::string& tag);
+
+// A GetAuthorizationToken answer read: the first authorizationData's
+// user:password (base64) and its expiresAt (epoch seconds; `now` + 1 hour
+// without one). Errc::io naming the answer when it holds neither.
+struct EcrToken {
+  http::RegistryCredentials creds;
+  std::chrono::system_clock::time_point expires;
+};
+EcrToken ecr_token_from_answer(const json::Value& answer,
+                               std::chrono::system_clock::time_point now);
 
 // How many tokens were fetched from ECR (tests).
 int ecr_token_fetches();

@@ -34,6 +34,24 @@ JsonApi::JsonApi(const JsonService& service,
   auth_ = std::make_shared<http::SigV4Auth>(std::move(provider), o);
 }
 
+std::string aws_error_type(const std::string& header, const std::string& body) {
+  // "ValidationException", or "prefix#ValidationException:more".
+  std::string type = header;
+  if (type.empty() && !body.empty() && body[0] == '{') {
+    // Through the one parser, so a crafted answer meets its depth limit.
+    try {
+      json::Document d = json::parse(body, "AWS error answer");
+      if (d.IsObject() && d.HasMember("__type") && d["__type"].IsString()) {
+        type = d["__type"].GetString();
+      }
+    } catch (const Error&) {
+    }
+  }
+  type = type.substr(0, type.find(':'));
+  if (type.find('#') != std::string::npos) type = type.substr(type.find('#') + 1);
+  return type;
+}
+
 json::Document JsonApi::call(const std::string& operation, const std::string& body) {
   http::Request r;
   r.method = "POST";
@@ -45,25 +63,16 @@ json::Document JsonApi::call(const std::string& operation, const std::string& bo
   http::Response resp = client_.send(r, true);
   if (!resp.ok()) {
     http::HttpError e = http::status_error(resp);
-    // "ValidationException", or "prefix#ValidationException:more".
-    std::string type = resp.headers.get("x-amzn-ErrorType").value_or("");
-    if (type.empty() && !resp.body.empty() && resp.body[0] == '{') {
-      rapidjson::Document d;
-      d.Parse(resp.body.c_str());
-      if (d.IsObject() && d.HasMember("__type") && d["__type"].IsString()) {
-        type = d["__type"].GetString();
-      }
-    }
-    type = type.substr(0, type.find(':'));
-    if (type.find('#') != std::string::npos) type = type.substr(type.find('#') + 1);
+    std::string type =
+        aws_error_type(resp.headers.get("x-amzn-ErrorType").value_or(""), resp.body);
     throw AwsError(http::HttpError(e.code(),
                                    fmt::format("{} {}: {}", service_.target_prefix, operation,
                                                e.what()),
                                    e.method(), e.url(), e.status(), e.server_message()),
                    type);
   }
-  return json::parse(resp.body.empty() ? "{}" : resp.body,
-                     fmt::format("{} {} answer", service_.target_prefix, operation));
+  return json::parse_object(resp.body,
+                            fmt::format("{} {} answer", service_.target_prefix, operation));
 }
 
 }  // namespace aws

@@ -37,12 +37,18 @@ class AwsError : public http::HttpError {
   std::string type_;
 };
 
+// The error type of an AWS JSON-protocol answer: its x-amzn-ErrorType
+// header, else the body's "__type", without a "prefix#" or ":more"; "" when
+// neither says.
+std::string aws_error_type(const std::string& header, const std::string& body);
+
 class JsonApi {
  public:
   JsonApi(const JsonService& service, std::shared_ptr<http::AwsCredentialsProvider> provider,
           const std::string& region);
   // Sends `body` (a JSON object's text) to `operation`; the answer's JSON.
-  // Throws AwsError for an answer >= 400, naming the operation.
+  // Throws AwsError for an answer >= 400, naming the operation, and
+  // Errc::invalid for an answer that is not a JSON object.
   json::Document call(const std::string& operation, const std::string& body);
   const std::string& endpoint() const { return endpoint_; }
 

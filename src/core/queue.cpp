@@ -340,7 +340,7 @@ void QueueDef::validate() const {
 
 QueueDef parse_queue(const std::string& text, const std::string& default_entity,
                      const std::string& source) {
-  json::Document d = json::parse(json::yaml_to_json(text, source), source);
+  json::Document d = json::parse_json_or_yaml(text, source);
   QueueDef q = queue_from_object(d, source, true);
   if (d.IsObject() && !d.HasMember("name")) {
     throw Error(Errc::invalid, fmt::format("{}: missing \"name\"", source));
@@ -360,7 +360,7 @@ QueueDef parse_queue(const std::string& text, const std::string& default_entity,
 }
 
 std::string config_to_json(const std::string& text, const std::string& field) {
-  json::Document d = json::parse(json::yaml_to_json(text, field), field);
+  json::Document d = json::parse_json_or_yaml(text, field);
   if (d.IsNull()) return "{}";  // an empty document
   if (!d.IsObject()) {
     throw Error(Errc::invalid, fmt::format("{}: expected a mapping (a JSON object), got {} {}",

@@ -248,7 +248,7 @@ std::string Engine::create_container(const std::string& spec, const std::string&
   std::string body;
   stream("POST", path, spec, "application/json", {},
          [&](const char* d, std::size_t n) { body.append(d, n); }, "create container");
-  auto doc = json::parse(body, "docker: create container answer");
+  auto doc = json::parse_object(body, "docker: create container answer");
   return json::get_string(doc, "Id", "docker: create container answer");
 }
 
@@ -261,7 +261,7 @@ WaitResult Engine::wait_container(const std::string& id) {
   std::string body;
   stream("POST", "/containers/" + id + "/wait?condition=not-running", "", "application/json", {},
          [&](const char* d, std::size_t n) { body.append(d, n); }, "wait for container " + id);
-  auto doc = json::parse(body, "docker: wait answer");
+  auto doc = json::parse_object(body, "docker: wait answer");
   WaitResult w;
   w.exit_code = static_cast<int>(json::get_int(doc, "StatusCode", "docker: wait answer", -1));
   auto err = doc.FindMember("Error");
@@ -298,7 +298,7 @@ std::optional<json::Document> Engine::inspect_container(const std::string& id) {
   Response r = call("GET", "/containers/" + id + "/json");
   if (r.status == 404) return std::nullopt;
   if (r.status >= 400) throw_engine(r.status, r.body, "inspect container " + id);
-  return json::parse(r.body, "docker: inspect container answer");
+  return json::parse_object(r.body, "docker: inspect container answer");
 }
 
 std::vector<ContainerSummary> Engine::list_containers(
@@ -402,7 +402,7 @@ std::optional<json::Document> Engine::inspect_image(const std::string& reference
   Response r = call("GET", "/images/" + reference + "/json");
   if (r.status == 404) return std::nullopt;
   if (r.status >= 400) throw_engine(r.status, r.body, "inspect image " + reference);
-  return json::parse(r.body, "docker: inspect image answer");
+  return json::parse_object(r.body, "docker: inspect image answer");
 }
 
 void Engine::remove_image(const std::string& reference, bool force) {
@@ -414,7 +414,7 @@ json::Document Engine::info() {
   std::string body;
   stream("GET", "/info", "", "application/json", {},
          [&](const char* d, std::size_t n) { body.append(d, n); }, "info");
-  return json::parse(body, "docker: info answer");
+  return json::parse_object(body, "docker: info answer");
 }
 
 }  // namespace docker

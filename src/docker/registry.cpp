@@ -80,9 +80,6 @@ std::string registry_auth_header(const std::string& registry) {
 
 // ---- the v2 manifest check
 
-namespace {
-
-// Bearer realm="https://auth/token",service="registry",scope="repository:x:pull"
 std::map<std::string, std::string> challenge_params(const std::string& header) {
   std::map<std::string, std::string> out;
   auto space = header.find(' ');
@@ -110,6 +107,15 @@ std::map<std::string, std::string> challenge_params(const std::string& header) {
   return out;
 }
 
+std::string token_from_answer(const std::string& body) {
+  auto doc = json::parse_object(body, "registry token answer");
+  std::string token = json::get_string(doc, "token", "registry token answer");
+  if (token.empty()) token = json::get_string(doc, "access_token", "registry token answer");
+  return token;
+}
+
+namespace {
+
 // A bearer token from the registry's token server (the realm of its
 // challenge), with the config's credentials when there are any: an identity
 // token is an OAuth refresh token (POST), a user and password go as Basic.
@@ -136,10 +142,7 @@ std::string registry_token(http::Client& client, const ImageRef& ref,
     throw Error(Errc::io, fmt::format("registry {}: token request answered HTTP {}", ref.registry,
                                       answer.status));
   }
-  auto doc = json::parse_object(answer.body, "registry token answer");
-  std::string token = json::get_string(doc, "token", "registry token answer");
-  if (token.empty()) token = json::get_string(doc, "access_token", "registry token answer");
-  return token;
+  return token_from_answer(answer.body);
 }
 
 }  // namespace

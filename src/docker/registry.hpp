@@ -4,6 +4,7 @@
 #ifndef LAUNCH_SRC_DOCKER_REGISTRY_HPP
 #define LAUNCH_SRC_DOCKER_REGISTRY_HPP
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,14 @@ std::string registry_auth_header(const std::string& registry);
 // token from the registry's realm). Loopback registries are spoken to over
 // http, others over https. Errc::io when the registry cannot be asked.
 bool registry_has_manifest(const ImageRef& ref);
+
+// What registry_has_manifest() reads from a registry's answers, apart for
+// the fuzz harness: the parameters of a WWW-Authenticate challenge
+// (`Bearer realm="...",service="...",scope="..."`), and the bearer token of
+// a token server's JSON answer ("token", else "access_token"; "" when
+// neither; Errc::invalid for an answer that is not a JSON object).
+std::map<std::string, std::string> challenge_params(const std::string& header);
+std::string token_from_answer(const std::string& body);
 
 }  // namespace docker
 }  // namespace launch

@@ -15,6 +15,7 @@
 #include "launch/log.hpp"
 #include "util/json.hpp"
 #include "util/fs.hpp"
+#include "util/limits.hpp"
 #include "util/user.hpp"
 
 namespace launch {
@@ -106,7 +107,9 @@ std::string xml_decode(const std::string& s) {
   return out;
 }
 
-AwsCredentials credentials_from_sts(const std::string& body, const std::string& what) {
+}  // namespace
+
+AwsCredentials aws_credentials_from_sts(const std::string& body, const std::string& what) {
   AwsCredentials c;
   auto key = aws_xml_text(body, "AccessKeyId");
   auto secret = aws_xml_text(body, "SecretAccessKey");
@@ -121,6 +124,8 @@ AwsCredentials credentials_from_sts(const std::string& body, const std::string& 
   if (expiration) c.expiration = aws_parse_time(*expiration, what + ": Expiration");
   return c;
 }
+
+namespace {
 
 // One STS Query API call (POST, form body); `auth` null for the unsigned
 // AssumeRoleWithWebIdentity.
@@ -156,7 +161,9 @@ std::string sts_call(const std::vector<std::pair<std::string, std::string>>& par
   return resp.body;
 }
 
-AwsCredentials from_credentials_json(const std::string& body, const std::string& what) {
+}  // namespace
+
+AwsCredentials aws_credentials_from_json(const std::string& body, const std::string& what) {
   auto doc = json::parse_object(body, what);
   AwsCredentials c;
   c.access_key_id = json::get_string(doc, "AccessKeyId", what);
@@ -169,6 +176,8 @@ AwsCredentials from_credentials_json(const std::string& body, const std::string&
   if (!exp.empty()) c.expiration = aws_parse_time(exp, what + ": Expiration");
   return c;
 }
+
+namespace {
 
 std::string session_name(const std::string& given) {
   if (!given.empty()) return given;
@@ -280,7 +289,11 @@ std::chrono::system_clock::time_point aws_parse_time(const std::string& text,
   if (end == nullptr) {
     throw Error(Errc::invalid, fmt::format("{}: {:?} is not an ISO 8601 time", what, text));
   }
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  time_t t = timegm(&tm);
+  if (t < 0 || t > static_cast<time_t>(limits::kMaxEpochSeconds)) {
+    throw Error(Errc::invalid, fmt::format("{}: {:?} is before 1970 or after 2199", what, text));
+  }
+  return std::chrono::system_clock::from_time_t(t);
 }
 
 // ---- the sources
@@ -311,7 +324,7 @@ std::shared_ptr<AwsCredentialsProvider> aws_assume_role_credentials(
         {"RoleSessionName", name}};
     if (duration_seconds > 0) p.emplace_back("DurationSeconds", std::to_string(duration_seconds));
     if (!external_id.empty()) p.emplace_back("ExternalId", external_id);
-    return credentials_from_sts(sts_call(p, source, aws_region("us-east-1")), what);
+    return aws_credentials_from_sts(sts_call(p, source, aws_region("us-east-1")), what);
   });
 }
 
@@ -328,7 +341,7 @@ std::shared_ptr<AwsCredentialsProvider> aws_web_identity_credentials(
     std::vector<std::pair<std::string, std::string>> p = {
         {"Action", "AssumeRoleWithWebIdentity"}, {"Version", "2011-06-15"},
         {"RoleArn", role_arn}, {"RoleSessionName", name}, {"WebIdentityToken", trim(*token)}};
-    return credentials_from_sts(sts_call(p, nullptr, aws_region("us-east-1")), what);
+    return aws_credentials_from_sts(sts_call(p, nullptr, aws_region("us-east-1")), what);
   });
 }
 
@@ -420,7 +433,7 @@ std::shared_ptr<AwsCredentialsProvider> aws_container_credentials() {
     ClientOptions co;
     co.timeout_ms = 10000;
     Client client(co);
-    return from_credentials_json(client.send(r).body, what);
+    return aws_credentials_from_json(client.send(r).body, what);
   });
 }
 
@@ -446,7 +459,7 @@ std::shared_ptr<AwsCredentialsProvider> aws_imds_credentials() {
     role = role.substr(0, role.find('\n'));
     if (role.empty()) throw Error(Errc::io, what + ": the instance has no IAM role");
     r.url += role;
-    return from_credentials_json(client.send(r).body, what + " role " + role);
+    return aws_credentials_from_json(client.send(r).body, what + " role " + role);
   });
 }
 

@@ -100,9 +100,19 @@ std::string aws_account_id(const std::shared_ptr<AwsCredentialsProvider>& provid
 std::optional<std::string> aws_xml_text(const std::string& xml, const std::string& tag);
 
 // "2026-12-02T07:00:00Z" (fractions of seconds allowed) to a time point;
-// Errc::invalid naming `what` otherwise.
+// Errc::invalid naming `what` otherwise, and for a time before 1970 or past
+// limits::kMaxEpochSeconds (2200).
 std::chrono::system_clock::time_point aws_parse_time(const std::string& text,
                                                      const std::string& what);
+
+// Credentials from an answer: STS's XML (AssumeRole,
+// AssumeRoleWithWebIdentity: AccessKeyId, SecretAccessKey, SessionToken,
+// Expiration), or the JSON of the container and instance metadata
+// endpoints (AccessKeyId, SecretAccessKey, Token, Expiration). Errc::io
+// naming `what` when the keys are missing, Errc::invalid for bad JSON or a
+// bad Expiration.
+AwsCredentials aws_credentials_from_sts(const std::string& body, const std::string& what);
+AwsCredentials aws_credentials_from_json(const std::string& body, const std::string& what);
 
 }  // namespace http
 }  // namespace launch

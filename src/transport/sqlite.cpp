@@ -260,7 +260,7 @@ class SqliteTransport final : public RecordTransport {
     }
     void commit() {
       int rc = t_.stmt("COMMIT").rc_step();
-      if (rc != SQLITE_DONE) t_.fail("COMMIT");
+      if (rc != SQLITE_DONE) t_.fail_sql("COMMIT");
       done_ = true;
     }
 
@@ -269,7 +269,7 @@ class SqliteTransport final : public RecordTransport {
     bool done_ = false;
   };
 
-  [[noreturn]] void fail(const std::string& what) const;
+  [[noreturn]] void fail_sql(const std::string& what) const;
   void exec(const char* sql);
   Stmt stmt(const char* sql);
   // Errc::not_found unless the queue exists. Call with mu_ held.
@@ -353,13 +353,13 @@ SqliteTransport::~SqliteTransport() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void SqliteTransport::fail(const std::string& what) const {
+void SqliteTransport::fail_sql(const std::string& what) const {
   throw Error(Errc::io, fmt::format("sqlite database {}: {}: {}", path_, what,
                                     sqlite3_errmsg(db_)));
 }
 
 void SqliteTransport::exec(const char* sql) {
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail(sql);
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) fail_sql(sql);
 }
 
 Stmt SqliteTransport::stmt(const char* sql) {
@@ -367,7 +367,7 @@ Stmt SqliteTransport::stmt(const char* sql) {
   if (it == stmts_.end()) {
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
-      fail(fmt::format("cannot prepare \"{}\"", sql));
+      fail_sql(fmt::format("cannot prepare \"{}\"", sql));
     }
     it = stmts_.emplace(sql, s).first;
   }
@@ -382,7 +382,7 @@ void SqliteTransport::begin_immediate() {
   for (int delay_ms = 1;; delay_ms = std::min(delay_ms * 2, 50)) {
     int rc = stmt("BEGIN IMMEDIATE").rc_step();
     if (rc == SQLITE_DONE) return;
-    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail("BEGIN IMMEDIATE");
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail_sql("BEGIN IMMEDIATE");
     if (std::chrono::steady_clock::now() >= deadline) {
       throw Error(Errc::timeout,
                   fmt::format("sqlite database {}: the write lock stayed busy for {} s", path_,
@@ -421,8 +421,8 @@ void SqliteTransport::configure() {
                                         "mode stays \"{}\")",
                                         path_, mode));
     }
-    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail("PRAGMA journal_mode");
-    if (std::chrono::steady_clock::now() >= deadline) fail("PRAGMA journal_mode");
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) fail_sql("PRAGMA journal_mode");
+    if (std::chrono::steady_clock::now() >= deadline) fail_sql("PRAGMA journal_mode");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   exec("PRAGMA synchronous = NORMAL");
@@ -447,7 +447,7 @@ void SqliteTransport::migrate() {
                             path_, v, kSchemaVersion));
   };
   int v = user_version(db_);
-  if (v < 0) fail("cannot read PRAGMA user_version");
+  if (v < 0) fail_sql("cannot read PRAGMA user_version");
   if (v > kSchemaVersion) refuse_newer(v);
   if (v == kSchemaVersion) return;
 
@@ -455,11 +455,11 @@ void SqliteTransport::migrate() {
   // again.
   Txn txn(*this);
   v = user_version(db_);
-  if (v < 0) fail("cannot read PRAGMA user_version");
+  if (v < 0) fail_sql("cannot read PRAGMA user_version");
   if (v > kSchemaVersion) refuse_newer(v);
   for (; v < kSchemaVersion; ++v) {
     if (sqlite3_exec(db_, kMigrations[v], nullptr, nullptr, nullptr) != SQLITE_OK) {
-      fail(fmt::format("schema migration {} -> {}", v, v + 1));
+      fail_sql(fmt::format("schema migration {} -> {}", v, v + 1));
     }
   }
   exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
@@ -771,7 +771,7 @@ std::vector<QueueItem> SqliteTransport::list(const ItemFilter& filter) {
   {
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
-      fail("cannot prepare the item list");
+      fail_sql("cannot prepare the item list");
     }
     std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> owner(raw, sqlite3_finalize);
     Stmt s(db_, raw, path_);
@@ -822,7 +822,7 @@ std::optional<QueueItem> SqliteTransport::claim(const std::vector<QueueRef>& que
       return std::nullopt;
     }
     auto row = load(best_id);
-    if (!row) fail("claimed item vanished");
+    if (!row) fail_sql("claimed item vanished");
     if (row->unreadable) {
       record_quarantine(*row);
       continue;
@@ -849,7 +849,7 @@ void SqliteTransport::create_queue(const QueueDef& queue) {
   if ((rc & 0xff) == SQLITE_CONSTRAINT) {
     throw Error(Errc::exists, fmt::format("queue \"{}\": already exists", q.ref().str()));
   }
-  if (rc != SQLITE_DONE) fail(fmt::format("cannot create queue \"{}\"", q.ref().str()));
+  if (rc != SQLITE_DONE) fail_sql(fmt::format("cannot create queue \"{}\"", q.ref().str()));
   txn.commit();
 }
 

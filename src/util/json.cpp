@@ -78,7 +78,12 @@ class StrictHandler {
 
 }  // namespace
 
-Document parse(const std::string& text, const std::string& what) {
+namespace {
+
+// json::parse(); a syntax error is left in `*syntax` (when given) instead
+// of thrown, so a caller can try YAML next. A refused limit always throws.
+Document parse_strict(const std::string& text, const std::string& what,
+                      rapidjson::ParseResult* syntax) {
   Document d;
   std::string error;
   rapidjson::ParseResult result;
@@ -93,12 +98,32 @@ Document parse(const std::string& text, const std::string& what) {
   };
   d.Populate(generate);
   if (!error.empty()) throw Error(Errc::invalid, fmt::format("{}: {}", what, error));
+  if (result.IsError() && syntax) {
+    *syntax = result;
+    return d;
+  }
   if (result.IsError()) {
     throw Error(Errc::invalid,
                 fmt::format("{}: invalid JSON at offset {}: {}", what, result.Offset(),
                             rapidjson::GetParseError_En(result.Code())));
   }
   return d;
+}
+
+}  // namespace
+
+Document parse(const std::string& text, const std::string& what) {
+  return parse_strict(text, what, nullptr);
+}
+
+Document parse_json_or_yaml(const std::string& text, const std::string& what) {
+  auto first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (text[first] == '{' || text[first] == '[')) {
+    rapidjson::ParseResult syntax;
+    Document d = parse_strict(text, what, &syntax);
+    if (!syntax.IsError()) return d;
+  }
+  return parse(yaml_to_json(text, what), what);
 }
 
 Document parse_object(const std::string& text, const std::string& what) {

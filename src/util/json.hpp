@@ -64,6 +64,13 @@ void set(Value& obj, const char* key, Value v, Allocator& a);
 // Errc::invalid "<what>: <yaml error> at line L, column C".
 std::string yaml_to_json(const std::string& text, const std::string& what);
 
+// A document that is JSON or YAML (queue files, -R and --config text): a
+// text that starts with '{' or '[' is read as JSON first, so JSON beyond
+// what YAML's parser takes (keys over 1,024 characters) is read; when it is
+// not valid JSON, or starts otherwise, it is read as YAML. A limit refused
+// while reading it as JSON (nesting, a number too large) is the error.
+Document parse_json_or_yaml(const std::string& text, const std::string& what);
+
 }  // namespace json
 }  // namespace launch
 

@@ -17,6 +17,12 @@ constexpr int kMaxNesting = 64;
 // "billion laughs" of a few hundred bytes that would expand to gigabytes).
 constexpr std::size_t kMaxYamlExpandedBytes = 1u << 20;
 
+// The latest time an answer may name (an expiry, in seconds since the
+// epoch): 2200-01-01. A time point holds nanoseconds in 64 bits, which end
+// in 2262; a time past this is refused, never converted (which would be
+// undefined).
+constexpr long long kMaxEpochSeconds = 7258118400LL;
+
 // How long a name (queue, entity) may be, in characters.
 constexpr std::size_t kMaxNameChars = 64;
 // How long a job's name (free text: any letters, no controls) may be.

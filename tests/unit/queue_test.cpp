@@ -572,3 +572,36 @@ template_variables:
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("queue") {
+
+// yaml-cpp takes implicit keys of at most 1,024 characters; a JSON queue
+// file is read as JSON first, so what `queue show --json` writes is taken
+// back whatever its keys.
+TEST_CASE("a JSON queue file with a key over 1,024 characters is read as JSON") {
+  const std::string key(1500, 'K');
+  const std::string text = R"({"entity":"e","name":"q","config":{"env":{")" + key + R"(":"1"}}})";
+  QueueDef q = launch::parse_queue(text);
+  CHECK(q.config == R"({"env":{")" + key + R"(":"1"}})");
+  CHECK(launch::config_to_json(R"({"env":{")" + key + R"(":"1"}})") == q.config);
+  // Not JSON after all (YAML's flow syntax): read as YAML.
+  CHECK(launch::parse_queue("{entity: e, name: q}").name == "q");
+}
+
+TEST_CASE("a JSON queue file keeps its limits and its numbers exactly") {
+  CHECK(has(invalid([] {
+              launch::parse_queue(R"({"entity":"e","name":"q","config":{"env":{"b":9e308}}})");
+            }),
+            "the number 9e308 is too large to represent"));
+  std::string deep = std::string(50000, '[') + std::string(50000, ']');
+  CHECK(has(invalid([&] {
+              launch::parse_queue(R"({"entity":"e","name":"q","config":{"env":)" + deep + "}}");
+            }),
+            "nests deeper than 64 levels"));
+  QueueDef q = launch::parse_queue(
+      R"({"entity":"e","name":"q","config":{"env":{"x":8.888888888888889e70}}})");
+  CHECK(q.config == R"({"env":{"x":8.888888888888889e70}})");
+  CHECK(launch::queue_from_json(launch::to_json(q)).config == q.config);
+}
+
+}  // TEST_SUITE
