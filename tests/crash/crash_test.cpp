@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <random>
@@ -162,8 +163,12 @@ std::vector<std::string> verdict(const Outcome& o) {
         std::to_string(opt.min_kills) + " wanted)");
   }
   for (const auto& e : o.agent_exits) {
-    say("agent " + std::to_string(e.pid) + " exited on its own (status " +
-        std::to_string(e.status) + "; its log ends: " + e.log + ")");
+    std::string how = WIFSIGNALED(e.status)
+                          ? "killed by signal " + std::to_string(WTERMSIG(e.status)) + " (" +
+                                strsignal(WTERMSIG(e.status)) + ")"
+                          : "exit code " + std::to_string(WEXITSTATUS(e.status));
+    say("agent " + std::to_string(e.pid) + " exited on its own (" + how +
+        "; its log ends: " + e.log + ")");
   }
   std::set<std::string> held_at_a_kill;
   for (const auto& k : o.kills) held_at_a_kill.insert(k.held.begin(), k.held.end());
@@ -268,13 +273,13 @@ bool reaped(pid_t pid, bool block, int* status) {
   return r == pid;
 }
 
-// The last lines of a file, at most about 1,000 characters.
+// The last lines of a file, at most about 4,000 characters.
 std::string log_tail(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();
   std::string text = ss.str();
-  return text.size() > 1000 ? text.substr(text.size() - 1000) : text;
+  return text.size() > 4000 ? text.substr(text.size() - 4000) : text;
 }
 
 std::vector<std::string> lines_of(const std::string& path) {
