@@ -686,9 +686,11 @@ class KubernetesRunner : public Runner {
     if (const json::Value* md = member(c, "metadata")) md_ns = json::get_string(*md, "namespace", kWhat);
     auto api = connection(file, context);
     std::string ns = choose_namespace(md_ns, json::get_string(c, "namespace", kWhat), api->conn);
+    // The run id too: item ids repeat across transports sharing a cluster.
+    std::string selector = std::string(kItemLabel) + "=" + label_value(item.id);
+    if (!item.run_id.empty()) selector += std::string(",") + kRunLabel + "=" + label_value(item.run_id);
     json::Document found =
-        api->call("GET", jobs_path(ns) + "?labelSelector=" +
-                             http::url_encode(std::string(kItemLabel) + "=" + label_value(item.id)));
+        api->call("GET", jobs_path(ns) + "?labelSelector=" + http::url_encode(selector));
     const json::Value* items = member(found, "items");
     if (items == nullptr || !items->IsArray() || items->Empty()) return nullptr;
     const json::Value* best = nullptr;

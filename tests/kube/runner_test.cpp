@@ -168,6 +168,9 @@ TEST_CASE("kubernetes: another runner reattaches by the item-id label and follow
   ctx.launch_home = (k.dir / "home");
   auto second = make_runner("kubernetes", ctx);
   CHECK(second->reattach(make_job("other", "", "").item, j.queue) == nullptr);
+  QueueItem other_run = j.item;
+  other_run.run_id = "another-run";  // the same item id from another transport
+  CHECK(second->reattach(other_run, j.queue) == nullptr);
   auto again = second->reattach(j.item, j.queue);
   REQUIRE(again != nullptr);
   CHECK(again->id() == run->id());
@@ -176,4 +179,48 @@ TEST_CASE("kubernetes: another runner reattaches by the item-id label and follow
   CHECK(st.exit_code == 4);
   CHECK(read(run_directory(ctx.launch_home, "re-1") + "/stdout.log") == "one\n");
   CHECK(run->wait(std::chrono::seconds(60)).phase == RunPhase::failed);
+}
+
+namespace {
+int job_watches() { return kube_test::Server::get().state()["watches"]["jobs"].GetInt(); }
+int job_lists() {
+  int n = 0;
+  auto st = kube_test::Server::get().state();
+  for (const auto& r : st["requests"].GetArray()) {
+    std::string s = r.GetString();
+    if (s.rfind("GET /apis/batch/v1/namespaces/default/jobs?labelSelector=", 0) == 0 &&
+        s.find("watch=") == std::string::npos) {
+      ++n;
+    }
+  }
+  return n;
+}
+}  // namespace
+
+TEST_CASE("kubernetes: the runs of a namespace share one watch") {
+  Cluster k;
+  auto r = runner();
+  int before = job_watches();
+  auto a = r->submit(make_job("share-1", "sleep 0.3; exit 0", k.dir / "a"));
+  auto b = r->submit(make_job("share-2", "sleep 0.3; exit 2", k.dir / "b"));
+  auto c = r->submit(make_job("share-3", "exit 0", k.dir / "c"));
+  CHECK(a->wait(std::chrono::seconds(60)).phase == RunPhase::finished);
+  CHECK(b->wait(std::chrono::seconds(60)).exit_code == 2);
+  CHECK(c->wait(std::chrono::seconds(60)).phase == RunPhase::finished);
+  CHECK(job_watches() - before == 1);
+}
+
+TEST_CASE("kubernetes: after 410 Gone the watch lists again and the run still ends") {
+  Cluster k;
+  auto r = runner();
+  auto run = r->submit(make_job("gone-1", "echo a; sleep 1; exit 5", k.dir / "logs"));
+  int lists = job_lists();
+  // Its history dropped and the watch cut: the watch's resourceVersion is
+  // too old when it reconnects.
+  kube_test::Server::get().post("/_test/compact", "{}");
+  kube_test::Server::get().post("/_test/drop-watches", "{}");
+  RunStatus st = run->wait(std::chrono::seconds(60));
+  CHECK(st.phase == RunPhase::failed);
+  CHECK(st.exit_code == 5);
+  CHECK(job_lists() > lists);
 }
