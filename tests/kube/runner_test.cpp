@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "kube_server.hpp"
 #include "launch/error.hpp"
 #include "launch/home.hpp"
@@ -212,14 +214,27 @@ TEST_CASE("kubernetes: the runs of a namespace share one watch") {
 
 TEST_CASE("kubernetes: after 410 Gone the watch lists again and the run still ends") {
   Cluster k;
+  auto& server = kube_test::Server::get();
+  // No bookmark may move the watch's resourceVersion past what is dropped.
+  server.post("/_test/config", R"({"bookmark_seconds": 3600})");
   auto r = runner();
   auto run = r->submit(make_job("gone-1", "echo a; sleep 1; exit 5", k.dir / "logs"));
+  // The pod runs (its Job's events are out), and the watch follows it.
+  for (int i = 0; i < 6000 && read(k.dir / "logs/stdout.log") != "a\n"; ++i) {
+    CHECK(run->poll().phase == RunPhase::running);
+    usleep(10000);
+  }
+  REQUIRE(read(k.dir / "logs/stdout.log") == "a\n");
+  // An event the Jobs watch does not see, then its history dropped and the
+  // watch cut: it reconnects from a resourceVersion that is too old.
+  CHECK(server.post("/api/v1/namespaces/default/secrets",
+                    R"({"metadata": {"generateName": "bump-"}, "stringData": {"a": "b"}})")
+            .status == 201);
   int lists = job_lists();
-  // Its history dropped and the watch cut: the watch's resourceVersion is
-  // too old when it reconnects.
-  kube_test::Server::get().post("/_test/compact", "{}");
-  kube_test::Server::get().post("/_test/drop-watches", "{}");
+  server.post("/_test/compact", "{}");
+  server.post("/_test/drop-watches", "{}");
   RunStatus st = run->wait(std::chrono::seconds(60));
+  server.post("/_test/config", R"({"bookmark_seconds": 1})");
   CHECK(st.phase == RunPhase::failed);
   CHECK(st.exit_code == 5);
   CHECK(job_lists() > lists);
