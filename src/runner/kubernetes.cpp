@@ -93,9 +93,9 @@ void check_job_config(const std::string& config_json) {
     if (v == nullptr || is_placeholder(*v)) return;
     if (!v->IsString() || std::string(v->GetString()) != want) {
       throw Error(Errc::invalid,
-                  fmt::format("{}: {} {} is not supported: the queue config must be a {} "
+                  fmt::format("{}: {} {} is not supported: the queue config must be a "
                               "batch/v1 Job manifest (custom objects are not supported yet)",
-                              kWhat, key, json::dump(*v), std::string(key) == "kind" ? "Job," : "Job,"));
+                              kWhat, key, json::dump(*v)));
     }
   };
   check("apiVersion", "batch/v1");
