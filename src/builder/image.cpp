@@ -55,6 +55,12 @@ BuildResult build_image_source(const BuildRequest& request, const BuilderConfig&
   BuildLog log(request.log_path);
   BuildResult r;
   r.image = source.image;
+  if (request.resource == "kubernetes") {
+    // The cluster's kubelets pull it, with the pull secrets of the pod
+    // spec: neither the local engine nor this agent need reach it.
+    log.write(fmt::format("using {} as it is (the cluster pulls it)\n", source.image));
+    return r;
+  }
   if (target_pulls_itself(request.resource)) {
     // SageMaker, Vertex or a cluster pulls the image from its registry; the
     // local engine need not have it, or exist.

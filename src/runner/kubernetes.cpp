@@ -1,0 +1,749 @@
+// The kubernetes runner: a job becomes a batch/v1 Job (the queue config is
+// its manifest), followed through one watch per namespace shared by all the
+// runner's runs, its pod's log copied into the item's stdout.log, deleted
+// with propagationPolicy Foreground on cancel. Jobs carry the item id in a
+// label, so an agent that restarts finds them again. See docs/kubernetes.md.
+#include "runner/kubernetes.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "builtins/factories.hpp"
+#include "http/client.hpp"
+#include "kube/config.hpp"
+#include "launch/error.hpp"
+#include "launch/home.hpp"
+#include "launch/log.hpp"
+
+namespace launch {
+namespace kube {
+
+namespace {
+
+constexpr const char* kWhat = "kubernetes config";
+// The runner's own keys, beside the manifest.
+const std::set<std::string> kRunnerKeys = {"configFile", "context", "namespace"};
+
+bool is_placeholder(const json::Value& v) {
+  return v.IsString() && std::string(v.GetString()).find("{{") != std::string::npos;
+}
+
+const json::Value* member(const json::Value& obj, const char* key) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(key);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+json::Value& object_member(json::Value& obj, const char* key, const std::string& path,
+                           json::Allocator& a) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd()) {
+    obj.AddMember(json::str(key, a), json::Value(rapidjson::kObjectType), a);
+    return obj[key];
+  }
+  if (!it->value.IsObject()) {
+    throw Error(Errc::invalid, fmt::format("{}: {} must be an object, not {}", kWhat, path,
+                                           json::dump(it->value)));
+  }
+  return it->value;
+}
+
+// DNS-1123 label characters, for generateName.
+std::string dns_label(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    char l = static_cast<char>(std::tolower(c));
+    bool ok = std::isalnum(c) != 0;
+    if (!ok && (out.empty() || out.back() == '-')) continue;
+    out += ok ? l : '-';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string label_value(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    out += (std::isalnum(c) || ch == '-' || ch == '_' || ch == '.') ? ch : '-';
+  }
+  if (out.size() > 63) out.resize(63);
+  while (!out.empty() && !std::isalnum(static_cast<unsigned char>(out.back()))) out.pop_back();
+  while (!out.empty() && !std::isalnum(static_cast<unsigned char>(out.front()))) out.erase(0, 1);
+  return out;
+}
+
+void check_job_config(const std::string& config_json) {
+  json::Document d = json::parse_object(config_json, kWhat);
+  auto check = [&](const char* key, const char* want) {
+    const json::Value* v = member(d, key);
+    if (v == nullptr || is_placeholder(*v)) return;
+    if (!v->IsString() || std::string(v->GetString()) != want) {
+      throw Error(Errc::invalid,
+                  fmt::format("{}: {} {} is not supported: the queue config must be a "
+                              "batch/v1 Job manifest (custom objects are not supported yet)",
+                              kWhat, key, json::dump(*v)));
+    }
+  };
+  check("apiVersion", "batch/v1");
+  check("kind", "Job");
+  for (const char* key : {"configFile", "context", "namespace"}) {
+    const json::Value* v = member(d, key);
+    if (v != nullptr && !v->IsString()) {
+      throw Error(Errc::invalid, fmt::format("{}: {} must be a string, not {}", kWhat, key,
+                                             json::dump(*v)));
+    }
+  }
+  for (const char* key : {"metadata", "spec"}) {
+    const json::Value* v = member(d, key);
+    if (v != nullptr && !v->IsObject()) {
+      throw Error(Errc::invalid, fmt::format("{}: {} must be an object, not {}", kWhat, key,
+                                             json::dump(*v)));
+    }
+  }
+  const json::Value* spec = member(d, "spec");
+  const json::Value* tmpl = spec ? member(*spec, "template") : nullptr;
+  const json::Value* pod = tmpl ? member(*tmpl, "spec") : nullptr;
+  const json::Value* cs = pod ? member(*pod, "containers") : nullptr;
+  if (cs != nullptr && !cs->IsArray()) {
+    throw Error(Errc::invalid, fmt::format("{}: spec.template.spec.containers must be a list, "
+                                           "not {}",
+                                           kWhat, json::dump(*cs)));
+  }
+}
+
+JobManifest build_job_manifest(const ResolvedJob& job) {
+  check_job_config(job.config);
+  JobManifest m;
+  json::Document& d = m.job;
+  d = json::parse_object(job.config, kWhat);
+  auto& a = d.GetAllocator();
+  m.config_file = json::get_string(d, "configFile", kWhat);
+  m.context = json::get_string(d, "context", kWhat);
+  std::string config_ns = json::get_string(d, "namespace", kWhat);
+  for (const auto& k : kRunnerKeys) d.RemoveMember(k.c_str());
+  json::set(d, "apiVersion", json::str("batch/v1", a), a);
+  json::set(d, "kind", json::str("Job", a), a);
+
+  json::Value& md = object_member(d, "metadata", "metadata", a);
+  m.namespace_name = json::get_string(md, "namespace", kWhat + std::string(": metadata"));
+  if (m.namespace_name.empty()) m.namespace_name = config_ns;
+  md.RemoveMember("namespace");
+  if (json::get_string(md, "name", kWhat).empty()) {
+    md.RemoveMember("name");
+    // Job names are label values (job-name): 63 at most, 5 of them the
+    // server's random suffix.
+    std::string run = job.item.run_id.empty() ? job.item.id : job.item.run_id;
+    std::string prefix = dns_label("launch-" + job.queue.ref().name + "-" + run);
+    if (prefix.size() > 57) prefix.resize(57);
+    while (!prefix.empty() && prefix.back() == '-') prefix.pop_back();
+    json::set(md, "generateName", json::str(prefix + "-", a), a);
+  }
+
+  auto add_labels = [&](json::Value& meta, const std::string& path) {
+    json::Value& labels = object_member(meta, "labels", path + ".labels", a);
+    json::set(labels, kItemLabel, json::str(label_value(job.item.id), a), a);
+    json::set(labels, kRunLabel, json::str(label_value(job.item.run_id), a), a);
+    json::set(labels, kAgentLabel, json::str(label_value(job.agent_id), a), a);
+    json::Value& ann = object_member(meta, "annotations", path + ".annotations", a);
+    json::set(ann, kQueueAnnotation, json::str(job.queue.ref().str(), a), a);
+    json::set(ann, kItemLabel, json::str(job.item.id, a), a);
+  };
+  add_labels(md, "metadata");
+
+  json::Value& spec = object_member(d, "spec", "spec", a);
+  if (!spec.HasMember("backoffLimit")) spec.AddMember("backoffLimit", 0, a);
+  if (!spec.HasMember("ttlSecondsAfterFinished")) spec.AddMember("ttlSecondsAfterFinished", 3600, a);
+  json::Value& tmpl = object_member(spec, "template", "spec.template", a);
+  add_labels(object_member(tmpl, "metadata", "spec.template.metadata", a),
+             "spec.template.metadata");
+  json::Value& pod = object_member(tmpl, "spec", "spec.template.spec", a);
+  if (!pod.HasMember("restartPolicy")) pod.AddMember("restartPolicy", "Never", a);
+  if (!pod.HasMember("containers")) pod.AddMember("containers", json::Value(rapidjson::kArrayType), a);
+  json::Value& cs = pod["containers"];
+  if (cs.Empty()) {
+    json::Value c(rapidjson::kObjectType);
+    c.AddMember("name", "launch", a);
+    cs.PushBack(c, a);
+  }
+  for (rapidjson::SizeType i = 0; i < cs.Size(); ++i) {
+    std::string path = fmt::format("spec.template.spec.containers[{}]", i);
+    json::Value& c = cs[i];
+    if (!c.IsObject()) {
+      throw Error(Errc::invalid, fmt::format("{}: {} must be an object", kWhat, path));
+    }
+    if (json::get_string(c, "name", kWhat).empty()) {
+      json::set(c, "name", json::str(i == 0 ? "launch" : fmt::format("launch-{}", i), a), a);
+    }
+    if (!job.image.empty() && json::get_string(c, "image", kWhat).empty()) {
+      json::set(c, "image", json::str(job.image, a), a);
+    }
+    if (json::get_string(c, "image", kWhat).empty()) {
+      throw Error(Errc::invalid, fmt::format("{}: the job has no image and {}.image is not set",
+                                             kWhat, path));
+    }
+    if (i == 0 && !job.argv.empty()) {
+      json::set(c, "command", json::string_array({job.argv[0]}, a), a);
+      json::set(c, "args",
+                json::string_array(std::vector<std::string>(job.argv.begin() + 1, job.argv.end()),
+                                   a),
+                a);
+    }
+    // The manifest's env beneath the job's (the job wins).
+    json::Value env(rapidjson::kArrayType);
+    if (const json::Value* old = member(c, "env")) {
+      if (!old->IsArray()) {
+        throw Error(Errc::invalid, fmt::format("{}: {}.env must be a list", kWhat, path));
+      }
+      for (const auto& e : old->GetArray()) {
+        std::string name = e.IsObject() ? json::get_string(e, "name", kWhat) : "";
+        if (job.env.count(name) != 0) continue;
+        env.PushBack(json::Value(e, a), a);
+      }
+    }
+    for (const auto& [k, v] : job.env) {
+      json::Value e(rapidjson::kObjectType);
+      e.AddMember("name", json::str(k, a), a);
+      e.AddMember("value", json::str(v, a), a);
+      env.PushBack(e, a);
+    }
+    json::set(c, "env", std::move(env), a);
+  }
+  return m;
+}
+
+namespace {
+
+std::string jobs_path(const std::string& ns) {
+  return "/apis/batch/v1/namespaces/" + http::url_encode(ns) + "/jobs";
+}
+
+// One cluster connection, shared by the runner's runs. Thread-safe: every
+// call makes its own Client.
+struct Api {
+  Connection conn;
+
+  http::ClientOptions options() const {
+    http::ClientOptions o;
+    o.tls = conn.tls;
+    return o;
+  }
+  http::Request request(const std::string& method, const std::string& path,
+                        const std::string& body = "") const {
+    http::Request r;
+    r.method = method;
+    r.url = conn.server + path;
+    r.auth = conn.auth;
+    r.headers.set("Accept", "application/json");
+    if (!body.empty()) {
+      r.body = body;
+      r.headers.set("Content-Type", "application/json");
+    }
+    return r;
+  }
+  json::Document call(const std::string& method, const std::string& path,
+                      const std::string& body = "") const {
+    http::Client c(options());
+    http::Response resp = c.send(request(method, path, body));
+    return json::parse_object(resp.body, method + " " + path);
+  }
+};
+
+// Where a Job is, as the watch last saw it.
+struct JobState {
+  bool seen = false;
+  bool gone = false;
+  bool complete = false;
+  bool failed = false;
+  std::string reason;  // the Failed condition's reason and message
+};
+
+JobState state_of(const json::Value& job) {
+  JobState s;
+  s.seen = true;
+  const json::Value* st = member(job, "status");
+  const json::Value* conds = st ? member(*st, "conditions") : nullptr;
+  if (conds == nullptr || !conds->IsArray()) return s;
+  for (const auto& c : conds->GetArray()) {
+    std::string type = json::get_string(c, "type", "job condition");
+    if (json::get_string(c, "status", "job condition") != "True") continue;
+    if (type == "Complete") s.complete = true;
+    if (type == "Failed") {
+      s.failed = true;
+      s.reason = json::get_string(c, "reason", "job condition");
+      std::string msg = json::get_string(c, "message", "job condition");
+      if (!msg.empty()) s.reason += ": " + msg;
+    }
+  }
+  return s;
+}
+
+std::string name_of(const json::Value& obj) {
+  const json::Value* md = member(obj, "metadata");
+  return md ? json::get_string(*md, "name", "object metadata") : "";
+}
+
+long long rv_of(const json::Value& obj) {
+  const json::Value* md = member(obj, "metadata");
+  std::string rv = md ? json::get_string(*md, "resourceVersion", "object metadata") : "";
+  return rv.empty() ? 0 : std::atoll(rv.c_str());
+}
+
+// The one watch of a namespace's launch Jobs: list, then watch from the
+// list's resourceVersion (with bookmarks), a relist after 410 Gone, a
+// reconnect with backoff after any other failure.
+class Watcher {
+ public:
+  Watcher(std::shared_ptr<const Api> api, std::string ns)
+      : api_(std::move(api)), ns_(std::move(ns)), client_(api_->options()) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Watcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    client_.abort();
+    thread_.join();
+  }
+
+  // Follows `name`, created at resourceVersion `created_rv`.
+  void track(const std::string& name, long long created_rv) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tracked_[name] = created_rv;
+  }
+  void untrack(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tracked_.erase(name);
+    auto it = jobs_.find(name);
+    if (it != jobs_.end() && it->second.gone) jobs_.erase(it);
+  }
+  JobState get(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(name);
+    return it == jobs_.end() ? JobState{} : it->second;
+  }
+
+ private:
+  void loop() {
+    auto backoff = std::chrono::milliseconds(200);
+    bool need_list = true;
+    long long rv = 0;
+    while (!stopping()) {
+      try {
+        if (need_list) rv = relist();
+        need_list = false;
+        bool expired = watch(rv);
+        if (expired) need_list = true;
+        backoff = std::chrono::milliseconds(200);
+      } catch (const Error& e) {
+        if (stopping()) return;
+        log(LogLevel::warn, fmt::format("kubernetes: watch of Jobs in namespace {}: {} (again "
+                                        "in {} ms)",
+                                        ns_, e.what(), backoff.count()));
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, backoff, [this] { return stop_; });
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(10000));
+      }
+    }
+  }
+
+  bool stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_;
+  }
+
+  std::string selector() const { return "labelSelector=" + http::url_encode(kItemLabel); }
+
+  long long relist() {
+    http::Response r = client_.send(api_->request("GET", jobs_path(ns_) + "?" + selector()));
+    json::Document d = json::parse_object(r.body, "list Jobs");
+    long long rv = rv_of(d);
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<std::string> listed;
+    if (const json::Value* items = member(d, "items"); items && items->IsArray()) {
+      for (const auto& j : items->GetArray()) {
+        std::string n = name_of(j);
+        listed.insert(n);
+        jobs_[n] = state_of(j);
+      }
+    }
+    for (auto it = jobs_.begin(); it != jobs_.end();) {
+      if (listed.count(it->first) == 0 && tracked_.count(it->first) == 0) {
+        it = jobs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // A followed Job made before the list and absent from it has gone.
+    for (const auto& [n, created] : tracked_) {
+      if (listed.count(n) == 0 && created <= rv) jobs_[n].gone = true;
+    }
+    return rv;
+  }
+
+  // Watches from `rv` (advanced as events come); true after a 410.
+  bool watch(long long& rv) {
+    bool expired = false;
+    std::string path = jobs_path(ns_) + "?watch=true&allowWatchBookmarks=true&timeoutSeconds=300&" +
+                       selector() + "&resourceVersion=" + std::to_string(rv);
+    client_.stream_lines(api_->request("GET", path), [&](const std::string& line) {
+      if (line.empty() || expired) return;
+      rapidjson::Document ev;
+      ev.Parse(line.c_str());
+      if (ev.HasParseError() || !ev.IsObject()) return;
+      std::string type = json::get_string(ev, "type", "watch event");
+      const json::Value* obj = member(ev, "object");
+      if (obj == nullptr) return;
+      if (type == "ERROR") {
+        if (json::get_int(*obj, "code", "watch error") == 410) expired = true;
+        return;
+      }
+      rv = std::max(rv, rv_of(*obj));
+      if (type == "BOOKMARK") return;
+      std::string n = name_of(*obj);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (type == "DELETED") {
+        if (tracked_.count(n) != 0) {
+          jobs_[n].gone = true;
+        } else {
+          jobs_.erase(n);
+        }
+      } else {
+        jobs_[n] = state_of(*obj);
+      }
+    });
+    return expired;
+  }
+
+  std::shared_ptr<const Api> api_;
+  std::string ns_;
+  http::Client client_;  // the watch's own, aborted to stop it
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::map<std::string, JobState> jobs_;
+  std::map<std::string, long long> tracked_;
+  std::thread thread_;
+};
+
+class KubernetesRun : public Run {
+ public:
+  KubernetesRun(std::shared_ptr<const Api> api, std::shared_ptr<Watcher> watcher, std::string ns,
+                std::string name, long long created_rv, const std::string& log_dir,
+                bool truncate_logs)
+      : api_(std::move(api)),
+        watcher_(std::move(watcher)),
+        ns_(std::move(ns)),
+        name_(std::move(name)),
+        log_client_(api_->options()) {
+    watcher_->track(name_, created_rv);
+    if (!log_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(log_dir, ec);
+      int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (truncate_logs ? O_TRUNC : O_APPEND);
+      out_fd_ = open((log_dir + "/stdout.log").c_str(), flags, 0644);
+      if (out_fd_ < 0) {
+        throw Error(Errc::io, fmt::format("item logs in \"{}\": {}", log_dir, std::strerror(errno)));
+      }
+      log_thread_ = std::thread([this] { follow_log(); });
+    } else {
+      log_done_ = true;
+    }
+  }
+
+  ~KubernetesRun() override {
+    if (!final_) {
+      JobState s = watcher_->get(name_);
+      if (!s.gone && !s.complete && !s.failed) {
+        // Dropped before its end (a lost lease): nobody would follow it.
+        try {
+          remove();
+        } catch (const Error& e) {
+          log(LogLevel::warn, fmt::format("kubernetes job {}: delete: {}", name_, e.what()));
+        }
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    log_client_.abort();
+    if (log_thread_.joinable()) log_thread_.join();
+    if (out_fd_ >= 0) close(out_fd_);
+    watcher_->untrack(name_);
+  }
+
+  std::string id() const override { return name_; }
+
+  RunStatus poll() override {
+    if (final_) return *final_;
+    JobState s = watcher_->get(name_);
+    RunStatus st;
+    if (s.gone) {
+      st.phase = cancelled_ ? RunPhase::stopped : RunPhase::failed;
+      if (!cancelled_) st.message = fmt::format("kubernetes job {} was deleted outside launch", name_);
+    } else if (cancelled_ || (!s.complete && !s.failed)) {
+      return RunStatus{};
+    } else {
+      // The pod's log to its end first (it ends with the container).
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!log_done_) {
+          if (ended_at_ == std::chrono::steady_clock::time_point{}) {
+            ended_at_ = std::chrono::steady_clock::now();
+          }
+          if (std::chrono::steady_clock::now() - ended_at_ < std::chrono::seconds(10)) {
+            return RunStatus{};
+          }
+        }
+      }
+      if (s.complete) {
+        st.phase = RunPhase::finished;
+        st.exit_code = 0;
+      } else {
+        st.phase = RunPhase::failed;
+        std::string container;
+        try {
+          container = container_end(st.exit_code);
+        } catch (const Error& e) {
+          container = fmt::format("its pod: {}", e.what());
+        }
+        st.message = fmt::format("kubernetes job {} failed ({}){}", name_, s.reason,
+                                 container.empty() ? "" : "; " + container);
+      }
+    }
+    final_ = st;
+    return st;
+  }
+
+  void cancel(std::chrono::milliseconds) override {
+    if (final_ || cancelled_) return;
+    cancelled_ = true;
+    remove();
+  }
+
+ private:
+  void remove() {
+    try {
+      api_->call("DELETE", jobs_path(ns_) + "/" + http::url_encode(name_) +
+                               "?propagationPolicy=Foreground",
+                 R"({"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"})");
+    } catch (const http::HttpError& e) {
+      if (e.status() != 404) throw;
+    }
+  }
+
+  json::Document pods() {
+    return api_->call("GET", "/api/v1/namespaces/" + http::url_encode(ns_) +
+                                 "/pods?labelSelector=" + http::url_encode("job-name=" + name_));
+  }
+
+  // "container launch exited with 3 (Error)", the exit code set.
+  std::string container_end(std::optional<int>& exit_code) {
+    json::Document d = pods();
+    const json::Value* items = member(d, "items");
+    if (items == nullptr || !items->IsArray()) return "";
+    for (const auto& p : items->GetArray()) {
+      const json::Value* st = member(p, "status");
+      const json::Value* cs = st ? member(*st, "containerStatuses") : nullptr;
+      if (cs == nullptr || !cs->IsArray()) continue;
+      for (const auto& c : cs->GetArray()) {
+        const json::Value* state = member(c, "state");
+        const json::Value* t = state ? member(*state, "terminated") : nullptr;
+        if (t == nullptr) continue;
+        int code = static_cast<int>(json::get_int(*t, "exitCode", "container state"));
+        if (code == 0) continue;
+        exit_code = code;
+        std::string reason = json::get_string(*t, "reason", "container state");
+        std::string msg = json::get_string(*t, "message", "container state");
+        return fmt::format("container {} exited with {}{}{}", json::get_string(c, "name", "pod"),
+                           code, reason.empty() ? "" : " (" + reason + ")",
+                           msg.empty() ? "" : ": " + msg);
+      }
+    }
+    return "";
+  }
+
+  bool wait_stop(std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, d, [this] { return stop_; });
+    return stop_;
+  }
+
+  // The first pod's log, followed to its end, into stdout.log.
+  void follow_log() {
+    int failures = 0;
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) break;
+      }
+      try {
+        json::Document d = pods();
+        std::string pod;
+        if (const json::Value* items = member(d, "items"); items && items->IsArray()) {
+          for (const auto& p : items->GetArray()) {
+            const json::Value* st = member(p, "status");
+            std::string phase = st ? json::get_string(*st, "phase", "pod status") : "";
+            if (phase != "" && phase != "Pending") pod = name_of(p);
+          }
+        }
+        if (pod.empty()) {
+          JobState s = watcher_->get(name_);
+          if (s.gone || ((s.complete || s.failed) && ++failures > 20)) break;
+          if (wait_stop(std::chrono::milliseconds(100))) break;
+          continue;
+        }
+        http::LineSplitter split([this](const std::string& line) { write_line(line); });
+        log_client_.stream(
+            api_->request("GET", "/api/v1/namespaces/" + http::url_encode(ns_) + "/pods/" +
+                                     http::url_encode(pod) + "/log?follow=true"),
+            [&](const char* data, std::size_t n) { split.feed(data, n); });
+        split.finish();
+        break;
+      } catch (const Error& e) {
+        if (++failures > 50) {
+          log(LogLevel::warn, fmt::format("kubernetes job {}: pod log: {}", name_, e.what()));
+          break;
+        }
+        if (wait_stop(std::chrono::milliseconds(100))) break;
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    log_done_ = true;
+  }
+
+  void write_line(const std::string& line) {
+    std::string s = line + "\n";
+    const char* p = s.data();
+    std::size_t n = s.size();
+    while (out_fd_ >= 0 && n > 0) {
+      ssize_t w = ::write(out_fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return;  // a full disk must not stop the job
+      p += w;
+      n -= static_cast<std::size_t>(w);
+    }
+  }
+
+  std::shared_ptr<const Api> api_;
+  std::shared_ptr<Watcher> watcher_;
+  std::string ns_;
+  std::string name_;
+  http::Client log_client_;
+  int out_fd_ = -1;
+  std::thread log_thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool log_done_ = false;
+  std::chrono::steady_clock::time_point ended_at_{};
+  std::optional<RunStatus> final_;
+  bool cancelled_ = false;
+};
+
+class KubernetesRunner : public Runner {
+ public:
+  explicit KubernetesRunner(RunnerContext context) : context_(std::move(context)) {}
+
+  bool needs_image() const override { return true; }
+
+  void check_config(const std::string& config_json) const override {
+    check_job_config(config_json);
+  }
+
+  std::unique_ptr<Run> submit(const ResolvedJob& job) override {
+    JobManifest m = build_job_manifest(job);
+    auto api = connection(m.config_file, m.context);
+    std::string ns = choose_namespace("", m.namespace_name, api->conn);
+    auto watcher = watcher_for(api, m.config_file + "\n" + m.context, ns);
+    json::Document created = api->call("POST", jobs_path(ns), json::dump(m.job));
+    return std::make_unique<KubernetesRun>(api, watcher, ns, name_of(created), rv_of(created),
+                                           job.log_dir, false);
+  }
+
+  std::unique_ptr<Run> reattach(const QueueItem& item, const QueueDef& queue) override {
+    json::Document c = json::parse_object(queue.config, kWhat);
+    std::string file = json::get_string(c, "configFile", kWhat);
+    std::string context = json::get_string(c, "context", kWhat);
+    std::string md_ns;
+    if (const json::Value* md = member(c, "metadata")) md_ns = json::get_string(*md, "namespace", kWhat);
+    auto api = connection(file, context);
+    std::string ns = choose_namespace(md_ns, json::get_string(c, "namespace", kWhat), api->conn);
+    // The run id too: item ids repeat across transports sharing a cluster.
+    std::string selector = std::string(kItemLabel) + "=" + label_value(item.id);
+    if (!item.run_id.empty()) selector += std::string(",") + kRunLabel + "=" + label_value(item.run_id);
+    json::Document found =
+        api->call("GET", jobs_path(ns) + "?labelSelector=" + http::url_encode(selector));
+    const json::Value* items = member(found, "items");
+    if (items == nullptr || !items->IsArray() || items->Empty()) return nullptr;
+    const json::Value* best = nullptr;
+    for (const auto& j : items->GetArray()) {
+      const json::Value* md = member(j, "metadata");
+      if (md != nullptr && member(*md, "deletionTimestamp") != nullptr) continue;
+      if (best == nullptr || rv_of(j) > rv_of(*best)) best = &j;
+    }
+    if (best == nullptr) return nullptr;
+    auto watcher = watcher_for(api, file + "\n" + context, ns);
+    std::string log_dir =
+        context_.launch_home.empty() ? "" : run_directory(context_.launch_home, item.id);
+    // The whole pod log is read again, so the file restarts.
+    return std::make_unique<KubernetesRun>(api, watcher, ns, name_of(*best), rv_of(found), log_dir,
+                                           true);
+  }
+
+ private:
+  std::shared_ptr<const Api> connection(const std::string& file, const std::string& context) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& api = apis_[file + "\n" + context];
+    if (!api) {
+      auto a = std::make_shared<Api>();
+      a->conn = connect(ConnectOptions{file, context});
+      api = a;
+    }
+    return api;
+  }
+
+  std::shared_ptr<Watcher> watcher_for(const std::shared_ptr<const Api>& api,
+                                       const std::string& key, const std::string& ns) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& w = watchers_[key + "\n" + ns];
+    std::shared_ptr<Watcher> sp = w.lock();
+    if (!sp) {
+      sp = std::make_shared<Watcher>(api, ns);
+      w = sp;
+    }
+    return sp;
+  }
+
+  RunnerContext context_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<const Api>> apis_;
+  // Shared by the runs of a namespace; it ends with the last of them.
+  std::map<std::string, std::weak_ptr<Watcher>> watchers_;
+};
+
+}  // namespace
+}  // namespace kube
+
+std::unique_ptr<Runner> make_kubernetes_runner(const RunnerContext& context) {
+  return std::make_unique<kube::KubernetesRunner>(context);
+}
+
+}  // namespace launch

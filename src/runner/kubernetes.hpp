@@ -1,0 +1,43 @@
+// Internal: the kubernetes runner's manifest building, exposed for its tests.
+#ifndef LAUNCH_SRC_RUNNER_KUBERNETES_HPP
+#define LAUNCH_SRC_RUNNER_KUBERNETES_HPP
+
+#include <string>
+
+#include "launch/runner.hpp"
+#include "util/json.hpp"
+
+namespace launch {
+namespace kube {
+
+// The label keys on every Job launch makes (and on its pod template); the
+// queue goes in an annotation, since "team/q" is no valid label value.
+constexpr const char* kItemLabel = "launch/item-id";
+constexpr const char* kRunLabel = "launch/run-id";
+constexpr const char* kAgentLabel = "launch/agent";
+constexpr const char* kQueueAnnotation = "launch/queue";
+
+// `text` as a label value: at most 63 characters of [A-Za-z0-9._-],
+// beginning and ending with an alphanumeric.
+std::string label_value(const std::string& text);
+
+// Refuses a config that is not a batch/v1 Job manifest, naming the field
+// (Errc::invalid). The runner's own keys (configFile, context, namespace)
+// are allowed beside the manifest.
+void check_job_config(const std::string& config_json);
+
+struct JobManifest {
+  json::Document job;          // what is POSTed
+  std::string namespace_name;  // metadata.namespace, else the config's `namespace` ("" when neither)
+  std::string config_file;     // the config's `configFile`
+  std::string context;         // the config's `context`
+};
+
+// The Job for `job`: its config with W&B's defaults, the image, command,
+// args, env and labels filled in.
+JobManifest build_job_manifest(const ResolvedJob& job);
+
+}  // namespace kube
+}  // namespace launch
+
+#endif
