@@ -25,6 +25,7 @@
 #include "launch/error.hpp"
 #include "launch/home.hpp"
 #include "launch/log.hpp"
+#include "util/fs.hpp"
 
 namespace launch {
 namespace kube {
@@ -631,15 +632,7 @@ class KubernetesRun : public Run {
 
   void write_line(const std::string& line) {
     std::string s = line + "\n";
-    const char* p = s.data();
-    std::size_t n = s.size();
-    while (out_fd_ >= 0 && n > 0) {
-      ssize_t w = ::write(out_fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return;  // a full disk must not stop the job
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
+    util::write_fully(out_fd_, s.data(), s.size());  // a full disk must not stop the job
   }
 
   std::shared_ptr<const Api> api_;

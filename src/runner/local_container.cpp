@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "builtins/factories.hpp"
+#include "util/fs.hpp"
 #include "util/json.hpp"
 #include "core/secure.hpp"
 #include "core/template_value.hpp"
@@ -405,15 +406,6 @@ class ContainerRun : public Run {
     }
   }
 
-  static void write_all(int fd, const char* data, std::size_t size) {
-    while (fd >= 0 && size > 0) {
-      ssize_t n = ::write(fd, data, size);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;  // a full disk must not stop the job
-      data += n;
-      size -= static_cast<std::size_t>(n);
-    }
-  }
 
   // On its own thread: copies the container's output into the item's logs
   // until it ends, then waits for its exit code and wakes the agent.
@@ -424,7 +416,8 @@ class ContainerRun : public Run {
     docker::WaitResult result;
     try {
       engine.container_logs(id_, true, [this](int stream, const char* d, std::size_t n) {
-        write_all(stream == 2 ? err_fd_ : out_fd_, d, n);
+        // A full disk must not stop the job.
+        util::write_fully(stream == 2 ? err_fd_ : out_fd_, d, n);
       });
     } catch (const Error& e) {
       if (abort_) return;  // the Run is going away; the container stays

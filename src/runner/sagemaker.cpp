@@ -23,6 +23,7 @@
 #include "launch/error.hpp"
 #include "launch/home.hpp"
 #include "launch/log.hpp"
+#include "util/fs.hpp"
 #include "util/json.hpp"
 #include "util/limits.hpp"
 
@@ -361,15 +362,7 @@ class SageMakerRun : public Run {
 
   void write_line(const std::string& line) {
     std::string s = line + "\n";
-    const char* p = s.data();
-    std::size_t n = s.size();
-    while (out_fd_ >= 0 && n > 0) {
-      ssize_t w = ::write(out_fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return;  // a full disk must not stop the job
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
+    util::write_fully(out_fd_, s.data(), s.size());  // a full disk must not stop the job
   }
 
   // The job's CloudWatch log streams ("<job>/algo-1-<time>"), each copied

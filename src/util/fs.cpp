@@ -118,5 +118,16 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+bool write_fully(int fd, const char* data, std::size_t size) {
+  while (fd >= 0 && size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return fd >= 0;
+}
+
 }  // namespace util
 }  // namespace launch

@@ -2,6 +2,7 @@
 #ifndef LAUNCH_SRC_UTIL_FS_HPP
 #define LAUNCH_SRC_UTIL_FS_HPP
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,11 @@ std::string parent_path(const std::string& path);
 // the old file or the new one, never half of either: written to a sibling,
 // flushed to disk, then renamed over it. Errc::io naming the file.
 void write_file_atomic(const std::string& path, const std::string& text);
+
+// Writes all of `data` to `fd`, retrying short writes and EINTR; stops at
+// the first error (a full disk) and returns false. For a job's log, where a
+// write that fails must not stop the job. Nothing for fd < 0.
+bool write_fully(int fd, const char* data, std::size_t size);
 
 // The whole of `path`; nullopt when it does not exist. Errc::io otherwise.
 std::optional<std::string> read_file(const std::string& path);

@@ -17,6 +17,7 @@
 #include <rapidjson/document.h>
 
 #include "http/client.hpp"
+#include "support/env_scope.hpp"
 
 extern char** environ;
 
@@ -27,35 +28,7 @@ constexpr const char* kSecretKey = "launch/test/secret/key";
 constexpr const char* kWebToken = "eyJ-web-identity-token";
 constexpr const char* kContainerToken = "container-auth-token";
 
-// Sets an environment variable (or unsets it, for nullptr) for a scope.
-class EnvScope {
- public:
-  EnvScope(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    if (value != nullptr) {
-      setenv(name, value, 1);
-    } else {
-      unsetenv(name);
-    }
-  }
-  EnvScope(const char* name, const std::string& value) : EnvScope(name, value.c_str()) {}
-  ~EnvScope() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-  EnvScope(const EnvScope&) = delete;
-  EnvScope& operator=(const EnvScope&) = delete;
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
+using EnvScope = launch_test::EnvScope;
 
 class Server {
  public:

@@ -14,6 +14,7 @@
 #include "http/client.hpp"
 #include "launch/error.hpp"
 #include "server.hpp"
+#include "support/env_scope.hpp"
 #include "support/temp_dir.hpp"
 
 using launch::Errc;
@@ -34,28 +35,7 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// Sets an environment variable for a scope, then puts back what was there.
-class EnvScope {
- public:
-  EnvScope(const char* name, const std::string& value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(name, value.c_str(), 1);
-  }
-  ~EnvScope() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  bool had_ = false;
-  std::string old_;
-};
+using launch_test::EnvScope;
 
 // A docker config dir with a credential helper `docker-credential-test` on
 // PATH. The helper records each server it is asked about in `asked`.

@@ -11,6 +11,7 @@
 
 #include "launch/error.hpp"
 #include "launch/home.hpp"
+#include "support/env_scope.hpp"
 #include "support/temp_dir.hpp"
 #include "util/base64.hpp"
 #include "util/redact.hpp"
@@ -33,20 +34,7 @@ bool is_dir(const std::string& path) {
 }
 
 // Sets an environment variable for one scope.
-struct ScopedEnv {
-  std::string name;
-  std::string old;
-  bool had;
-  ScopedEnv(const char* n, const char* value) : name(n) {
-    const char* o = std::getenv(n);
-    had = o != nullptr;
-    if (had) old = o;
-    if (value) setenv(n, value, 1); else unsetenv(n);
-  }
-  ~ScopedEnv() {
-    if (had) setenv(name.c_str(), old.c_str(), 1); else unsetenv(name.c_str());
-  }
-};
+using ScopedEnv = launch_test::EnvScope;
 
 }  // namespace
 
