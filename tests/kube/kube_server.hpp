@@ -18,6 +18,7 @@
 
 #include "http/client.hpp"
 #include "support/env_scope.hpp"
+#include "support/python_server.hpp"
 #include "support/temp_dir.hpp"
 
 extern char** environ;
@@ -77,49 +78,13 @@ class Server {
   }
 
  private:
-  Server() {
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
-      throw std::runtime_error("pipe failed");
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    std::string script = std::string(LAUNCH_TEST_DATA) + "/../kube/server.py";
-    const char* argv[] = {"/usr/bin/python3", script.c_str(), dir_.path().c_str(), kToken, nullptr};
-    int rc = posix_spawn(&pid_, argv[0], &fa, nullptr, const_cast<char**>(argv), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    if (rc != 0) throw std::runtime_error("cannot start /usr/bin/python3 for the test API server");
-    stdin_ = in[1];
-    std::string line;
-    char c;
-    while (read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    close(out[0]);
-    rapidjson::Document doc;
-    doc.Parse(line.c_str());
-    if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("port")) {
-      stop();
-      throw std::runtime_error("the test API server did not start: \"" + line + "\"");
-    }
-    port_ = doc["port"].GetInt();
-  }
-  ~Server() { stop(); }
-  void stop() {
-    if (stdin_ >= 0) close(stdin_);
-    stdin_ = -1;
-    if (pid_ > 0) {
-      int status = 0;
-      waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
-  }
+  Server()
+      : server_("the test API server", std::string(LAUNCH_TEST_DATA) + "/../kube/server.py",
+                {dir_.path(), kToken}),
+        port_(server_.port("port")) {}
 
   launch_test::TempDir dir_{"launch-kube-server"};
-  pid_t pid_ = -1;
-  int stdin_ = -1;
+  launch_test::PythonServer server_;
   int port_ = 0;
 };
 
