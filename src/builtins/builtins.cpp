@@ -13,6 +13,10 @@ void install_builtin_backends(const BuiltinBackends& into) {
 #if LAUNCH_FEATURE_POSTGRES
   into.transports["postgres"] = open_postgres_transport;
 #endif
+#if LAUNCH_FEATURE_HTTP
+  into.transports["http"] = open_http_transport;
+  into.transports["https"] = open_http_transport;
+#endif
   into.runners["local-process"] = make_local_process_runner;
 #if LAUNCH_FEATURE_DOCKER
   into.runners["local-container"] = make_local_container_runner;

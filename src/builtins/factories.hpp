@@ -17,6 +17,7 @@ namespace launch {
 std::shared_ptr<Transport> open_memory_transport(const std::string& uri);
 std::shared_ptr<Transport> open_sqlite_transport(const std::string& uri);
 std::shared_ptr<Transport> open_postgres_transport(const std::string& uri);  // POSTGRES
+std::shared_ptr<Transport> open_http_transport(const std::string& uri);      // HTTP
 std::unique_ptr<Runner> make_local_process_runner(const RunnerContext& context);
 std::unique_ptr<Runner> make_local_container_runner(const RunnerContext& context);  // DOCKER
 std::unique_ptr<Builder> make_noop_builder(const BuilderConfig& config);            // DOCKER

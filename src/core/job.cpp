@@ -244,14 +244,7 @@ std::string to_json(const QueueItem& it) {
   } else {
     o.AddMember("exit_code", Value(), a);
   }
-  if (it.error) {
-    Value e(rapidjson::kObjectType);
-    e.AddMember("stage", json::str(to_string(it.error->stage), a), a);
-    e.AddMember("message", json::str(it.error->message, a), a);
-    o.AddMember("error", e, a);
-  } else {
-    o.AddMember("error", Value(), a);
-  }
+  o.AddMember("error", it.error ? json::item_error_value(*it.error, a) : Value(), a);
   o.AddMember("warnings", json::string_array(it.warnings, a), a);
   o.AddMember("spec", spec_value(it.spec, a), a);
   return json::dump(o);
@@ -290,18 +283,36 @@ QueueItem queue_item_from_json(const std::string& text) {
                                              ctx, json::type_name(err->value),
                                              json::dump(err->value)));
     }
-    const std::string ectx = ctx + ": error";
-    json::require(err->value, "stage", ectx);
-    ItemError e;
-    e.stage = json::get_enum(err->value, "stage", ectx, "agent", parse_error_stage);
-    e.message = json::get_string(err->value, "message", ectx);
-    it.error = e;
+    it.error = json::item_error_from(err->value, ctx + ": error");
   }
   it.warnings = json::get_string_array(d, "warnings", ctx);
   auto spec = d.FindMember("spec");
   if (spec != d.MemberEnd()) it.spec = spec_from_value(spec->value, ctx + ": spec");
   return it;
 }
+
+namespace json {
+
+Value item_error_value(const ItemError& error, Allocator& a) {
+  Value e(rapidjson::kObjectType);
+  e.AddMember("stage", str(to_string(error.stage), a), a);
+  e.AddMember("message", str(error.message, a), a);
+  return e;
+}
+
+ItemError item_error_from(const Value& v, const std::string& ctx) {
+  if (!v.IsObject()) {
+    throw Error(Errc::invalid, fmt::format("{} must be an object, got {} {}", ctx, type_name(v),
+                                           dump(v)));
+  }
+  require(v, "stage", ctx);
+  ItemError e;
+  e.stage = get_enum(v, "stage", ctx, "agent", parse_error_stage);
+  e.message = get_string(v, "message", ctx);
+  return e;
+}
+
+}  // namespace json
 
 std::string generate_run_id() {
   static thread_local std::mt19937_64 rng{std::random_device{}() ^

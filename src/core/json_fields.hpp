@@ -13,6 +13,7 @@
 
 #include "util/json.hpp"
 #include "launch/error.hpp"
+#include "launch/job.hpp"
 
 namespace launch {
 namespace json {
@@ -47,6 +48,11 @@ auto get_enum(const Value& obj, const char* key, const std::string& ctx,
     throw Error(e.code(), fmt::format("{}: field \"{}\": {}", ctx, key, e.what()));
   }
 }
+
+// An ItemError's one JSON form, {"stage", "message"}: in an item's
+// "error" and in the body of a fail request to a launch server.
+Value item_error_value(const ItemError& error, Allocator& a);
+ItemError item_error_from(const Value& v, const std::string& ctx);
 
 }  // namespace json
 }  // namespace launch

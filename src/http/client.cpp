@@ -15,6 +15,7 @@
 #include "launch/error.hpp"
 #include "launch/version.hpp"
 #include "util/json.hpp"
+#include "util/url.hpp"
 
 namespace launch {
 namespace http {
@@ -217,20 +218,7 @@ HttpError status_error(const Response& r) {
   return HttpError(errc_for_status(r.status), text, r.method, r.url, r.status, message);
 }
 
-std::string url_encode(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
+std::string url_encode(const std::string& text) { return util::percent_encode(text); }
 
 void LineSplitter::feed(const char* data, std::size_t size) {
   partial_.append(data, size);
@@ -532,6 +520,9 @@ Client::Outcome Client::attempt(const Outgoing& out, const Request& request, con
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
+  // A kept-alive connection idle this long is not reused (curl's default,
+  // set here because reuse_connection_for_post relies on it).
+  curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, 118L);
   if (options_.timeout_ms > 0) curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, options_.timeout_ms);
   if (!options_.unix_socket.empty()) {
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, options_.unix_socket.c_str());
@@ -603,7 +594,9 @@ Client::Outcome Client::attempt(const Outgoing& out, const Request& request, con
   // curl sends a request again by itself when a reused connection turns out
   // dead, even a POST the server may have acted on; a fresh connection for
   // the non-idempotent methods makes "never retried" true.
-  if (!idempotent(out.method)) curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+  if (!idempotent(out.method) && !options_.reuse_connection_for_post) {
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+  }
 
   curl_multi_add_handle(m, c);
   CURLcode rc = CURLE_OK;

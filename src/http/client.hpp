@@ -116,6 +116,13 @@ struct ClientOptions {
   // 503 or 504. Never for POST or PATCH: those go out on a fresh connection,
   // so that curl cannot send them twice on a kept-alive one that died.
   int retries = 2;
+  // POST and PATCH on a kept-alive connection too. curl sends a request
+  // again by itself when a reused connection turns out dead; with a live
+  // server that never happens (curl drops a connection idle for 118 s, a
+  // launch server keeps one 120 s), but a server that dies having acted on
+  // a request may see it twice. For a peer whose non-idempotent requests
+  // are few or cannot be repeated safely, leave it off.
+  bool reuse_connection_for_post = false;
   // The wait before retry n is retry_backoff_ms * 2^(n-1).
   long retry_backoff_ms = 200;
   int max_redirects = 10;

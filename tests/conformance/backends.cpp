@@ -21,6 +21,9 @@
 #if LAUNCH_FEATURE_POSTGRES
 #include "pg_support.hpp"
 #endif
+#ifdef LAUNCH_SERVER_BINARY
+#include "support/launch_server.hpp"
+#endif
 
 extern char** environ;
 
@@ -60,9 +63,50 @@ struct PostgresFixture : Fixture {
 };
 #endif
 
-// Through SQLite's own library, on the file the transport uses.
-void sqlite_update_row(Fixture& f, const std::string& item_id, const std::string& set) {
-  std::string path = f.uri.substr(std::string("sqlite://").size());
+#ifdef LAUNCH_SERVER_BINARY
+// A launch-server process serving a fresh SQLite store; the transport is
+// its client (http://, or https:// with a CA made once per test process).
+// Made on first use, removed when the test process exits.
+launch_test::TestCa& test_ca() {
+  static launch_test::TestCa ca;
+  return ca;
+}
+
+struct ServerFixture : Fixture {
+  TempDir dir;
+  std::string store_uri;
+  std::unique_ptr<launch_test::LaunchServer> server;
+  explicit ServerFixture(bool tls) {
+    store_uri = "sqlite://" + dir.path() + "/launch.db";
+    server = std::make_unique<launch_test::LaunchServer>(store_uri, tls ? &test_ca() : nullptr);
+    uri = server->transport_uri();
+    transport = launch::open_transport(uri);
+  }
+  ~ServerFixture() override {
+    transport.reset();
+    server.reset();
+  }
+};
+#endif
+
+void sqlite_update_file(const std::string& store_uri, const std::string& item_id,
+                        const std::string& set);
+
+#ifdef LAUNCH_SERVER_BINARY
+// The row is changed behind the server's back, and the server restarted on
+// its port, so that what it reads next is the damaged row (as a server that
+// starts on a damaged disk would), not what it remembers.
+void server_update_row(Fixture& f, const std::string& item_id, const std::string& set) {
+  auto& sf = static_cast<ServerFixture&>(f);
+  sqlite_update_file(sf.store_uri, item_id, set);
+  sf.server->restart();
+}
+#endif
+
+// Through SQLite's own library, on the file `store_uri` names.
+void sqlite_update_file(const std::string& store_uri, const std::string& item_id,
+                        const std::string& set) {
+  std::string path = store_uri.substr(std::string("sqlite://").size());
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   std::string sql = "UPDATE items SET " + set + " WHERE id = " + item_id;
@@ -77,6 +121,10 @@ void sqlite_update_row(Fixture& f, const std::string& item_id, const std::string
   REQUIRE(changed == 1);
 }
 
+void sqlite_update_row(Fixture& f, const std::string& item_id, const std::string& set) {
+  sqlite_update_file(f.uri, item_id, set);
+}
+
 }  // namespace
 
 const std::vector<Backend>& backends() {
@@ -88,6 +136,12 @@ const std::vector<Backend>& backends() {
        [](Fixture& f, const std::string& item_id, const std::string& set) {
          launch_test::pg_exec(f.uri, "UPDATE launch_items SET " + set + " WHERE id = " + item_id);
        }},
+#endif
+#ifdef LAUNCH_SERVER_BINARY
+      {"http", true, [] { return std::make_unique<ServerFixture>(false); },
+       server_update_row},
+      {"https", true, [] { return std::make_unique<ServerFixture>(true); },
+       server_update_row},
 #endif
   };
   return all;
