@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "assets.hpp"
 #include "launch/error.hpp"
 #include "launch/version.hpp"
 
@@ -170,12 +171,39 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
       }
       return start_events();
     }
+    if (path.compare(0, 5, "/api/") != 0 && path != "/api") {
+      return serve_asset(req.method(), path, req.keep_alive());
+    }
     api::Request r;
     r.method = std::string(req.method_string());
     r.target = std::move(target);
     r.body = std::move(req.body());
     api::Response out = shared_->service->handle(r);
     reply(out.status, out.content_type, std::move(out.body), req.keep_alive());
+  }
+
+  // The Launch App: its files, compiled in; nothing is fetched from
+  // anywhere else (the policy says so to the browser too).
+  void serve_asset(bhttp::verb method, const std::string& path, bool keep_alive) {
+    const Asset* asset = find_asset(path);
+    if (!asset || (method != bhttp::verb::get && method != bhttp::verb::head)) {
+      return reply_error(404, launch::Errc::not_found, "no such page: " + path, keep_alive);
+    }
+    auto res = std::make_shared<bhttp::response<bhttp::string_body>>(bhttp::status::ok, 11);
+    res->set(bhttp::field::server, std::string("launch-server/") + launch::version());
+    res->set(bhttp::field::content_type, asset->content_type);
+    res->set(bhttp::field::cache_control, "no-cache");
+    res->set("Content-Security-Policy",
+             "default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+             "frame-ancestors 'none'");
+    res->set("X-Content-Type-Options", "nosniff");
+    res->keep_alive(keep_alive);
+    if (method == bhttp::verb::get) {
+      res->body().assign(reinterpret_cast<const char*>(asset->data), asset->size);
+    }
+    res->prepare_payload();
+    if (method == bhttp::verb::head) res->content_length(asset->size);
+    send_response(res, keep_alive);
   }
 
   void reply_error(int status, launch::Errc code, const std::string& message, bool keep_alive) {
@@ -191,6 +219,11 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
+    send_response(res, keep_alive);
+  }
+
+  void send_response(const std::shared_ptr<bhttp::response<bhttp::string_body>>& res,
+                     bool keep_alive) {
     response_ = res;
     beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(api::kRequestReadSeconds));
     bhttp::async_write(stream_, *res,
