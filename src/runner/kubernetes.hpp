@@ -21,6 +21,15 @@ constexpr const char* kQueueAnnotation = "launch/queue";
 // beginning and ending with an alphanumeric.
 std::string label_value(const std::string& text);
 
+// How long a pod may take to start (get past Pending: scheduled, its image
+// pulled, its containers created) before the run fails: the config's
+// `startTimeoutSeconds`, 0 for no limit.
+constexpr int kDefaultStartTimeoutSeconds = 600;
+// The config's startTimeoutSeconds (the default when absent or a template
+// placeholder); Errc::invalid naming it for anything but 0 to
+// limits::kKubeMaxStartTimeoutSeconds.
+int start_timeout_seconds(const json::Value& config);
+
 // Refuses a config that is not a batch/v1 Job manifest, naming the field
 // (Errc::invalid). The runner's own keys (configFile, context, namespace)
 // are allowed beside the manifest.
@@ -31,6 +40,7 @@ struct JobManifest {
   std::string namespace_name;  // metadata.namespace, else the config's `namespace` ("" when neither)
   std::string config_file;     // the config's `configFile`
   std::string context;         // the config's `context`
+  int start_timeout_seconds = kDefaultStartTimeoutSeconds;
 };
 
 // The Job for `job`: its config with W&B's defaults, the image, command,
