@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "builtins/factories.hpp"
+#include "core/secure.hpp"
 #include "http/client.hpp"
 #include "kube/config.hpp"
 #include "launch/error.hpp"
@@ -37,7 +38,7 @@ namespace {
 constexpr const char* kWhat = "kubernetes config";
 // The runner's own keys, beside the manifest.
 const std::set<std::string> kRunnerKeys = {"configFile", "context", "namespace",
-                                           "startTimeoutSeconds"};
+                                           "startTimeoutSeconds", "secureMode"};
 
 bool is_placeholder(const json::Value& v) {
   return v.IsString() && std::string(v.GetString()).find("{{") != std::string::npos;
@@ -77,6 +78,16 @@ std::string dns_label(const std::string& text) {
 }
 
 }  // namespace
+
+bool secure_mode(const json::Value& config) {
+  const json::Value* v = member(config, "secureMode");
+  if (v == nullptr) return false;
+  if (!v->IsBool()) {
+    throw Error(Errc::invalid, fmt::format("{}: secureMode must be true or false, not {}", kWhat,
+                                           json::dump(*v)));
+  }
+  return v->GetBool();
+}
 
 int start_timeout_seconds(const json::Value& config) {
   const json::Value* v = member(config, "startTimeoutSeconds");
@@ -123,6 +134,7 @@ void check_job_config(const std::string& config_json) {
   check("apiVersion", "batch/v1");
   check("kind", "Job");
   start_timeout_seconds(d);
+  if (secure_mode(d)) check_secure_fields(d, "");
   for (const char* key : {"configFile", "context", "namespace"}) {
     const json::Value* v = member(d, key);
     if (v != nullptr && !v->IsString()) {
@@ -153,6 +165,9 @@ JobManifest build_job_manifest(const ResolvedJob& job) {
   JobManifest m;
   json::Document& d = m.job;
   d = json::parse_object(job.config, kWhat);
+  if (secure_mode(d) && !job.item.spec.entry_point.empty()) {
+    refuse_entry_point_override("kubernetes", job.item.spec);
+  }
   auto& a = d.GetAllocator();
   m.config_file = json::get_string(d, "configFile", kWhat);
   m.context = json::get_string(d, "context", kWhat);

@@ -30,9 +30,14 @@ constexpr int kDefaultStartTimeoutSeconds = 600;
 // limits::kKubeMaxStartTimeoutSeconds.
 int start_timeout_seconds(const json::Value& config);
 
+// The config's `secureMode` (false when absent): the queue's own secure
+// mode, whatever the agent's. Errc::invalid for anything but a boolean.
+bool secure_mode(const json::Value& config);
+
 // Refuses a config that is not a batch/v1 Job manifest, naming the field
-// (Errc::invalid). The runner's own keys (configFile, context, namespace)
-// are allowed beside the manifest.
+// (Errc::invalid). The runner's own keys (configFile, context, namespace,
+// startTimeoutSeconds, secureMode) are allowed beside the manifest. With
+// secureMode true, the secure-mode checks (core/secure.hpp) too.
 void check_job_config(const std::string& config_json);
 
 struct JobManifest {
