@@ -38,7 +38,7 @@ namespace {
 constexpr const char* kWhat = "kubernetes config";
 // The runner's own keys, beside the manifest.
 const std::set<std::string> kRunnerKeys = {"configFile", "context", "namespace",
-                                           "startTimeoutSeconds", "secureMode"};
+                                           "startTimeoutSeconds", "secureMode", "secretEnv"};
 
 bool is_placeholder(const json::Value& v) {
   return v.IsString() && std::string(v.GetString()).find("{{") != std::string::npos;
@@ -77,7 +77,34 @@ std::string dns_label(const std::string& text) {
   return out;
 }
 
+// An env entry read from the run's Secret, its key the variable's name.
+json::Value secret_ref(const std::string& name, const std::string& secret, json::Allocator& a) {
+  json::Value ref(rapidjson::kObjectType);
+  ref.AddMember("name", json::str(secret, a), a);
+  ref.AddMember("key", json::str(name, a), a);
+  json::Value from(rapidjson::kObjectType);
+  from.AddMember("secretKeyRef", ref, a);
+  json::Value e(rapidjson::kObjectType);
+  e.AddMember("name", json::str(name, a), a);
+  e.AddMember("valueFrom", from, a);
+  return e;
+}
+
+bool ends_with(const std::string& s, const char* tail) {
+  std::size_t n = std::strlen(tail);
+  return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+}
+
 }  // namespace
+
+bool is_secret_env_name(const std::string& name) {
+  std::string up;
+  for (char c : name) up += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const char* tail : {"_API_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_SECRET_KEY"}) {
+    if (ends_with(up, tail)) return true;
+  }
+  return up == "API_KEY" || up == "TOKEN" || up == "SECRET" || up == "PASSWORD";
+}
 
 bool secure_mode(const json::Value& config) {
   const json::Value* v = member(config, "secureMode");
@@ -135,6 +162,15 @@ void check_job_config(const std::string& config_json) {
   check("kind", "Job");
   start_timeout_seconds(d);
   if (secure_mode(d)) check_secure_fields(d, "");
+  if (const json::Value* v = member(d, "secretEnv"); v != nullptr && !is_placeholder(*v)) {
+    bool ok = v->IsArray();
+    for (rapidjson::SizeType i = 0; ok && i < v->Size(); ++i) ok = (*v)[i].IsString();
+    if (!ok) {
+      throw Error(Errc::invalid, fmt::format("{}: secretEnv must be a list of variable names, "
+                                             "not {}",
+                                             kWhat, json::dump(*v)));
+    }
+  }
   for (const char* key : {"configFile", "context", "namespace"}) {
     const json::Value* v = member(d, key);
     if (v != nullptr && !v->IsString()) {
@@ -173,6 +209,13 @@ JobManifest build_job_manifest(const ResolvedJob& job) {
   m.context = json::get_string(d, "context", kWhat);
   std::string config_ns = json::get_string(d, "namespace", kWhat);
   m.start_timeout_seconds = start_timeout_seconds(d);
+  std::set<std::string> secret_names;
+  if (const json::Value* v = member(d, "secretEnv"); v != nullptr && v->IsArray()) {
+    for (const auto& n : v->GetArray()) secret_names.insert(n.GetString());
+  }
+  auto secret = [&](const std::string& name) {
+    return secret_names.count(name) != 0 || is_secret_env_name(name);
+  };
   for (const auto& k : kRunnerKeys) d.RemoveMember(k.c_str());
   json::set(d, "apiVersion", json::str("batch/v1", a), a);
   json::set(d, "kind", json::str("Job", a), a);
@@ -190,6 +233,15 @@ JobManifest build_job_manifest(const ResolvedJob& job) {
     if (prefix.size() > 57) prefix.resize(57);
     while (!prefix.empty() && prefix.back() == '-') prefix.pop_back();
     json::set(md, "generateName", json::str(prefix + "-", a), a);
+  }
+  {
+    // The Secret is made after the Job (it names the Job as its owner), so
+    // its name is chosen here.
+    std::string run = job.item.run_id.empty() ? job.item.id : job.item.run_id;
+    std::string prefix = dns_label("launch-" + job.queue.ref().name + "-" + run);
+    if (prefix.size() > 200) prefix.resize(200);
+    while (!prefix.empty() && prefix.back() == '-') prefix.pop_back();
+    m.secret_name = prefix + "-env-" + generate_run_id();
   }
 
   auto add_labels = [&](json::Value& meta, const std::string& path) {
@@ -250,10 +302,21 @@ JobManifest build_job_manifest(const ResolvedJob& job) {
       for (const auto& e : old->GetArray()) {
         std::string name = e.IsObject() ? json::get_string(e, "name", kWhat) : "";
         if (job.env.count(name) != 0) continue;
+        const json::Value* value = member(e, "value");
+        if (secret(name) && value != nullptr && value->IsString()) {
+          env.PushBack(secret_ref(name, m.secret_name, a), a);
+          m.secret_env[name] = value->GetString();
+          continue;
+        }
         env.PushBack(json::Value(e, a), a);
       }
     }
     for (const auto& [k, v] : job.env) {
+      if (secret(k)) {
+        env.PushBack(secret_ref(k, m.secret_name, a), a);
+        m.secret_env[k] = v;
+        continue;
+      }
       json::Value e(rapidjson::kObjectType);
       e.AddMember("name", json::str(k, a), a);
       e.AddMember("value", json::str(v, a), a);
@@ -1036,6 +1099,51 @@ class KubernetesRun : public Run {
   std::set<std::string> warned_;                   // the issue keys reported
 };
 
+// The run's Secret: the secret env of `m`, owned by the Job `created`, so
+// the garbage collector deletes it with the Job. When it cannot be made,
+// the Job goes too (its pod would wait for it for ever).
+void create_secret(const Api& api, const std::string& ns, const JobManifest& m,
+                   const ResolvedJob& job, const json::Value& created) {
+  json::Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  std::string job_name = name_of(created);
+  const json::Value* cmd = member(created, "metadata");
+  std::string uid = cmd ? json::get_string(*cmd, "uid", "created Job") : "";
+  json::Value md(rapidjson::kObjectType);
+  md.AddMember("name", json::str(m.secret_name, a), a);
+  json::Value labels(rapidjson::kObjectType);
+  labels.AddMember(json::str(kItemLabel, a), json::str(label_value(job.item.id), a), a);
+  labels.AddMember(json::str(kRunLabel, a), json::str(label_value(job.item.run_id), a), a);
+  md.AddMember("labels", labels, a);
+  json::Value owner(rapidjson::kObjectType);
+  owner.AddMember("apiVersion", "batch/v1", a);
+  owner.AddMember("kind", "Job", a);
+  owner.AddMember("name", json::str(job_name, a), a);
+  owner.AddMember("uid", json::str(uid, a), a);
+  owner.AddMember("blockOwnerDeletion", true, a);
+  json::Value owners(rapidjson::kArrayType);
+  owners.PushBack(owner, a);
+  md.AddMember("ownerReferences", owners, a);
+  d.AddMember("apiVersion", "v1", a);
+  d.AddMember("kind", "Secret", a);
+  d.AddMember("metadata", md, a);
+  d.AddMember("type", "Opaque", a);
+  d.AddMember("stringData", json::string_map(m.secret_env, a), a);
+  try {
+    api.call("POST", "/api/v1/namespaces/" + http::url_encode(ns) + "/secrets", json::dump(d));
+  } catch (const Error& e) {
+    try {
+      api.call("DELETE", jobs_path(ns) + "/" + http::url_encode(job_name) +
+                             "?propagationPolicy=Foreground",
+               R"({"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"})");
+    } catch (const Error& again) {
+      log(LogLevel::warn, fmt::format("kubernetes job {}: delete: {}", job_name, again.what()));
+    }
+    throw Error(e.code(), fmt::format("kubernetes job {}: its Secret {}: {}", job_name,
+                                      m.secret_name, e.what()));
+  }
+}
+
 class KubernetesRunner : public Runner {
  public:
   explicit KubernetesRunner(RunnerContext context) : context_(std::move(context)) {}
@@ -1052,6 +1160,7 @@ class KubernetesRunner : public Runner {
     std::string ns = choose_namespace("", m.namespace_name, api->conn);
     auto watcher = watcher_for(api, m.config_file + "\n" + m.context, ns);
     json::Document created = api->call("POST", jobs_path(ns), json::dump(m.job));
+    if (!m.secret_env.empty()) create_secret(*api, ns, m, job, created);
     return std::make_unique<KubernetesRun>(api, watcher, ns, name_of(created), rv_of(created),
                                            job.log_dir, false, m.start_timeout_seconds);
   }

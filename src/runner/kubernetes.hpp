@@ -2,6 +2,7 @@
 #ifndef LAUNCH_SRC_RUNNER_KUBERNETES_HPP
 #define LAUNCH_SRC_RUNNER_KUBERNETES_HPP
 
+#include <map>
 #include <string>
 
 #include "launch/runner.hpp"
@@ -30,6 +31,12 @@ constexpr int kDefaultStartTimeoutSeconds = 600;
 // limits::kKubeMaxStartTimeoutSeconds.
 int start_timeout_seconds(const json::Value& config);
 
+// True for an env variable whose value is kept in a Secret whatever the
+// config says: a name ending in _API_KEY, _TOKEN, _SECRET, _PASSWORD (any
+// case), or one of API_KEY, TOKEN, SECRET, PASSWORD. The config's
+// `secretEnv` lists more.
+bool is_secret_env_name(const std::string& name);
+
 // The config's `secureMode` (false when absent): the queue's own secure
 // mode, whatever the agent's. Errc::invalid for anything but a boolean.
 bool secure_mode(const json::Value& config);
@@ -46,6 +53,11 @@ struct JobManifest {
   std::string config_file;     // the config's `configFile`
   std::string context;         // the config's `context`
   int start_timeout_seconds = kDefaultStartTimeoutSeconds;
+  // The env kept out of the pod spec (name -> value): the containers read
+  // it from the Secret `secret_name` (valueFrom.secretKeyRef), made after
+  // the Job and owned by it. Empty: no Secret.
+  std::map<std::string, std::string> secret_env;
+  std::string secret_name;
 };
 
 // The Job for `job`: its config with W&B's defaults, the image, command,

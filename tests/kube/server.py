@@ -232,6 +232,13 @@ def check_secret(obj):
         for k, v in (obj.get(key) or {}).items():
             if not isinstance(v, str):
                 errors.append("%s.%s: expected string" % (key, k))
+            if not re.match(r"^[-._a-zA-Z0-9]+$", k):
+                errors.append("%s.%s: Invalid value: a valid config key must consist of "
+                              "alphanumeric characters, '-', '_' or '.'" % (key, k))
+    for i, ref in enumerate((obj.get("metadata") or {}).get("ownerReferences") or []):
+        for f in ("apiVersion", "kind", "name", "uid"):
+            if not isinstance(ref.get(f), str) or not ref.get(f):
+                errors.append("metadata.ownerReferences[%d].%s: Required value" % (i, f))
     if errors:
         STATE["rejected"].append(errors)
         raise ApiError(400, "BadRequest", "strict decoding error: " + ", ".join(errors))
