@@ -646,20 +646,22 @@ class Watcher {
   }
   void untrack(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
-    tracked_.erase(name);
-    auto it = jobs_.find(name);
-    if (it != jobs_.end() && it->second.gone) jobs_.erase(it);
-    for (auto p = pods_.begin(); p != pods_.end();) {
-      if (p->second.job == name) {
-        issues_.erase(p->first);
-        p = pods_.erase(p);
-      } else {
-        ++p;
-      }
-    }
+    // Its pods' issues (also of pods only Events named) while owner_of()
+    // still knows the Job, then its pods, then the Job.
     for (auto i = issues_.begin(); i != issues_.end();) {
       i = owner_of(i->first) == name ? issues_.erase(i) : std::next(i);
     }
+    for (auto p = pods_.begin(); p != pods_.end();) {
+      p = p->second.job == name ? pods_.erase(p) : std::next(p);
+    }
+    tracked_.erase(name);
+    auto it = jobs_.find(name);
+    if (it != jobs_.end() && it->second.gone) jobs_.erase(it);
+  }
+  // True once the pods have been listed: before, a pod's start is unknown.
+  bool pods_synced() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pods_synced_;
   }
   JobState get(const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -748,6 +750,7 @@ class Watcher {
 
   void pods_listed(const json::Value* items) {
     std::lock_guard<std::mutex> lock(mu_);
+    pods_synced_ = true;
     std::set<std::string> listed;
     if (items != nullptr) {
       for (const auto& p : items->GetArray()) {
@@ -789,6 +792,7 @@ class Watcher {
   std::map<std::string, long long> tracked_;
   std::map<std::string, PodState> pods_;   // the pods of followed Jobs
   std::map<std::string, Issues> issues_;   // by pod name
+  bool pods_synced_ = false;
   std::unique_ptr<ListWatch> jobs_watch_;
   std::unique_ptr<ListWatch> pods_watch_;
   std::unique_ptr<ListWatch> events_watch_;
@@ -871,7 +875,13 @@ class KubernetesRun : public Run {
       return preempt(d);
     } else if (!s.complete && !s.failed) {
       for (const auto& [n, p] : pods.pods) started_ = started_ || (p.phase != "" && p.phase != "Pending");
-      if (!started_ && start_timeout_ > 0 &&
+      {
+        // The log follower lists the pods itself (a cluster may refuse
+        // the agent a watch of pods).
+        std::lock_guard<std::mutex> lock(mu_);
+        started_ = started_ || log_started_;
+      }
+      if (!started_ && start_timeout_ > 0 && watcher_->pods_synced() &&
           std::chrono::steady_clock::now() - since_ >= std::chrono::seconds(start_timeout_)) {
         return not_started(pods);
       }
@@ -1049,6 +1059,10 @@ class KubernetesRun : public Run {
             if (phase != "" && phase != "Pending") pod = name_of(p);
           }
         }
+        if (!pod.empty()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          log_started_ = true;
+        }
         if (pod.empty()) {
           JobState s = watcher_->get(name_);
           if (s.gone || ((s.complete || s.failed) && ++failures > 20)) break;
@@ -1090,6 +1104,7 @@ class KubernetesRun : public Run {
   std::condition_variable cv_;
   bool stop_ = false;
   bool log_done_ = false;
+  bool log_started_ = false;  // the log follower found a pod past Pending
   std::chrono::steady_clock::time_point ended_at_{};
   std::optional<RunStatus> final_;
   bool cancelled_ = false;
