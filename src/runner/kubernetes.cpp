@@ -790,7 +790,7 @@ class Watcher {
   std::mutex mu_;
   std::map<std::string, JobState> jobs_;
   std::map<std::string, long long> tracked_;
-  std::map<std::string, PodState> pods_;   // the pods of followed Jobs
+  std::map<std::string, PodState> pods_;   // launch pods (store_pod says which)
   std::map<std::string, Issues> issues_;   // by pod name
   bool pods_synced_ = false;
   std::unique_ptr<ListWatch> jobs_watch_;
@@ -870,11 +870,14 @@ class KubernetesRun : public Run {
       if (!cancelled_) st.message = fmt::format("kubernetes job {} was deleted outside launch", name_);
     } else if (cancelled_) {
       return RunStatus{};
-    } else if (std::string d = disrupted(pods); !d.empty()) {
+    } else if (std::string d = s.complete ? "" : disrupted(pods); !d.empty()) {
+      // (A Job that completed anyway, its pod replaced, is not preempted.)
       if (log_pending()) return RunStatus{};
       return preempt(d);
     } else if (!s.complete && !s.failed) {
-      for (const auto& [n, p] : pods.pods) started_ = started_ || (p.phase != "" && p.phase != "Pending");
+      for (const auto& [n, p] : pods.pods) {
+        started_ = started_ || (!p.phase.empty() && p.phase != "Pending");
+      }
       {
         // The log follower lists the pods itself (a cluster may refuse
         // the agent a watch of pods).
