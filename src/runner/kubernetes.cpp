@@ -473,6 +473,17 @@ PodState pod_state_of(const json::Value& pod, Issues& issues) {
   return p;
 }
 
+// The issue key of a warning as poll() words it ("pod P: Reason: ..."),
+// "" for another warning.
+std::string issue_key_of(const std::string& warning) {
+  if (warning.rfind("pod ", 0) != 0) return "";
+  std::size_t name_end = warning.find(": ");
+  if (name_end == std::string::npos) return "";
+  std::size_t start = name_end + 2;
+  std::string reason = warning.substr(start, warning.find(':', start) - start);
+  return reason == "Unschedulable" ? reason : waiting_key(reason);
+}
+
 // The issue an Event reports about a pod, if it reports one: the
 // scheduler's FailedScheduling, the kubelet's image pull failures and
 // back-offs. (key, text); key "" for none.
@@ -850,6 +861,15 @@ class KubernetesRun : public Run {
 
   std::string id() const override { return name_; }
 
+  // The item's warnings so far: the pod issues among them are not
+  // reported again.
+  void already_warned(const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings) {
+      std::string key = issue_key_of(w);
+      if (!key.empty()) warned_.insert(key);
+    }
+  }
+
   RunStatus poll() override {
     PodsView pods = watcher_->pods_of(name_);
     RunStatus st = where(pods);
@@ -1215,8 +1235,11 @@ class KubernetesRunner : public Runner {
     } catch (const Error&) {
       // The stored config has its template values unfilled: the default.
     }
-    return std::make_unique<KubernetesRun>(api, watcher, ns, name_of(*best), rv_of(found), log_dir,
-                                           true, timeout);
+    auto run = std::make_unique<KubernetesRun>(api, watcher, ns, name_of(*best), rv_of(found),
+                                               log_dir, true, timeout);
+    // What the earlier agent warned about is not warned about again.
+    run->already_warned(item.warnings);
+    return run;
   }
 
  private:

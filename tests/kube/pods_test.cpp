@@ -176,3 +176,41 @@ TEST_CASE("kubernetes pods: check_config takes startTimeoutSeconds from 0 to a w
   CHECK_FALSE(m.job.HasMember("startTimeoutSeconds"));
   CHECK(kube::build_job_manifest(make_job("m-2", "{}", "true", "")).start_timeout_seconds == 600);
 }
+
+TEST_CASE("kubernetes pods: a reattached run does not repeat the item's warnings") {
+  Cluster k;
+  auto first = make_runner("kubernetes", RunnerContext{});
+  ResolvedJob j = make_job("again-1", R"({"startTimeoutSeconds": 0,
+    "spec": {"template": {"metadata": {"annotations": {"launch-test/unschedulable": "yes"}}}}})",
+                           "echo never", "");
+  auto run = first->submit(j);
+  std::vector<std::string> warnings;
+  for (int i = 0; i < 6000 && warnings.empty(); ++i) {
+    RunStatus st = run->poll();
+    REQUIRE(st.phase == RunPhase::running);
+    warnings = st.warnings;
+    usleep(10000);
+  }
+  REQUIRE(warnings.size() == 1);
+  // Another agent follows the Job on: the item already has the warning.
+  QueueItem item = j.item;
+  item.warnings = {"preempted; resuming (resume 1 of 5)", warnings[0]};
+  auto again = make_runner("kubernetes", RunnerContext{})->reattach(item, j.queue);
+  REQUIRE(again != nullptr);
+  // Without it on the item, the same reattach warns.
+  auto fresh = make_runner("kubernetes", RunnerContext{})->reattach(j.item, j.queue);
+  REQUIRE(fresh != nullptr);
+  std::vector<std::string> fresh_warnings;
+  for (int i = 0; i < 6000 && fresh_warnings.empty(); ++i) {
+    CHECK(again->poll().warnings.empty());
+    fresh_warnings = fresh->poll().warnings;
+    usleep(10000);
+  }
+  CHECK(fresh_warnings.size() == 1);
+  for (int i = 0; i < 50; ++i) {
+    CHECK(again->poll().warnings.empty());
+    usleep(10000);
+  }
+  run->cancel(std::chrono::milliseconds(0));
+  CHECK(run->wait(std::chrono::seconds(60)).phase == RunPhase::stopped);
+}
