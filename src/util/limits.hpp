@@ -43,6 +43,10 @@ constexpr std::size_t kSageMakerMaxImage = 255;
 // that floods its log cannot hold the agent's worker.
 constexpr int kCloudWatchMaxPagesPerPoll = 50;
 
+// The longest start timeout a kubernetes queue may set
+// (startTimeoutSeconds): a week.
+constexpr int kKubeMaxStartTimeoutSeconds = 7 * 24 * 3600;
+
 }  // namespace limits
 }  // namespace launch
 
