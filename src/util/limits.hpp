@@ -43,6 +43,16 @@ constexpr std::size_t kSageMakerMaxImage = 255;
 // that floods its log cannot hold the agent's worker.
 constexpr int kCloudWatchMaxPagesPerPoll = 50;
 
+// Google Cloud's limits on a label (keys and values: at most 63
+// characters, lowercase letters, digits, '-' and '_') and on a Vertex
+// CustomJob's display_name (128 UTF-8 characters).
+constexpr std::size_t kGcpMaxLabel = 63;
+constexpr std::size_t kVertexMaxDisplayName = 128;
+// How many pages of a job's Cloud Logging entries one poll copies at most
+// (entries:list pages of kCloudLoggingPageSize).
+constexpr int kCloudLoggingMaxPagesPerPoll = 20;
+constexpr int kCloudLoggingPageSize = 1000;
+
 }  // namespace limits
 }  // namespace launch
 
