@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "builtins/factories.hpp"
+#include "core/resolve.hpp"
 #include "http/client.hpp"
 #include "http/gcp_credentials.hpp"
 #include "launch/error.hpp"
@@ -634,8 +635,11 @@ class VertexRunner : public Runner {
   }
 
   std::unique_ptr<Run> reattach(const QueueItem& item, const QueueDef& queue) override {
-    json::Document c = normalized_config(queue.config);
-    check_shape(c);
+    // The queue's config as stored, with the job's resource_args over it:
+    // where the job went (its templates, if any, are not filled here).
+    json::Document c = json::parse_object(queue.config, kWhat);
+    merge_resource_args(c, queue, item.spec.resource_args);
+    convert_keys(c, c.GetAllocator(), "");
     Target t = target(c);
     std::string prefix = display_prefix(item);
     std::string filter = fmt::format("labels.launch-run-id=\"{}\"", run_label(item));
