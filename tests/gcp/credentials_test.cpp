@@ -87,9 +87,21 @@ TEST_CASE("gcp: no key file: the metadata server's token and project") {
 }
 
 TEST_CASE("gcp: a 2-second token is refreshed before it expires, never used expired") {
-  gcp_test::WithServiceAccount env;
+  gcp_test::Environment env;
   gcp_test::NothingWrong clean;
+  std::unique_ptr<EnvScope> adc;
+  const char* source = "metadata";
+  SUBCASE("service account") {
+    adc = std::make_unique<EnvScope>("GOOGLE_APPLICATION_CREDENTIALS", env.service_account_file());
+    source = "service_account";
+  }
+  SUBCASE("authorized user") {
+    env.authorized_user_file();
+    source = "authorized_user";
+  }
+  SUBCASE("metadata server") {}
   env.server.set_lifetime(2);
+  int before = issued(source);
   auto creds = http::default_gcp_credentials();
   std::string first = creds->token();
   CHECK(creds->token() == first);
@@ -102,6 +114,7 @@ TEST_CASE("gcp: a 2-second token is refreshed before it expires, never used expi
   env.server.set_lifetime(3600);
   CHECK(creds->token() != first);
   CHECK(creds->fetches() >= 3);
+  CHECK(issued(source) - before == creds->fetches());  // from the source this test meant
   clean.check();
 }
 

@@ -22,7 +22,7 @@ not expired (401 otherwise). /_test/... lets a test set token lifetimes,
 validate a body, and read what the server saw.
 
 A simulated job takes its fate from its first pool's container env:
-SIM_OUTCOME = SUCCEEDED (default) | FAILED, SIM_SECONDS = how long it runs
+SIM_OUTCOME = SUCCEEDED (default) | FAILED | EXPIRED, SIM_SECONDS = how long it runs
 (default 1). It is QUEUED, then PENDING, then RUNNING, each a while; its
 log gets a line per second and the job's LAUNCH_* variables.
 
@@ -67,6 +67,7 @@ STATE = {
     "jobs": {},         # job id -> job
     "bodies": [],       # every CustomJob body received
     "next_id": 1000,
+    "throttle": 0,      # how many customJobs.get calls to answer 429 next
 }
 
 
@@ -569,7 +570,8 @@ def job_state(job):
         if t < run_start + seconds:
             state = "JOB_STATE_RUNNING"
         else:
-            state = "JOB_STATE_SUCCEEDED" if outcome != "FAILED" else "JOB_STATE_FAILED"
+            state = {"FAILED": "JOB_STATE_FAILED", "EXPIRED": "JOB_STATE_EXPIRED"}.get(
+                outcome, "JOB_STATE_SUCCEEDED")
             job["end"] = job.get("end") or run_start + seconds
     job["run_start"] = run_start
     out = camel(job["body"])
@@ -796,6 +798,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if job is None or job["project"] != project or job["region"] != region:
                 raise ApiError(404, "NOT_FOUND", f"CustomJob {job_id} does not exist")
             if self.command == "GET" and not cancel:
+                if STATE["throttle"] > 0:
+                    STATE["throttle"] -= 1
+                    raise ApiError(429, "RESOURCE_EXHAUSTED",
+                                   "Quota exceeded for aiplatform.googleapis.com/"
+                                   "get_requests_per_minute_per_project")
                 return self.reply(200, job_state(job))
             if self.command == "POST" and cancel:
                 state = job_state(job)["state"]
@@ -845,7 +852,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def test_api(self, path, raw):
         if path == "/_test/state":
             with LOCK:
-                out = {k: STATE[k] for k in ("issued", "denied", "invalid", "calls", "bodies")}
+                out = {k: STATE[k] for k in ("issued", "denied", "invalid", "calls", "bodies",
+                                             "throttle")}
                 out["jobs"] = {jid: job_state(j) for jid, j in STATE["jobs"].items()}
             return self.reply(200, out)
         if path == "/_test/config":
@@ -853,6 +861,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 if "lifetime" in body:
                     STATE["lifetime"] = int(body["lifetime"])
+                if "throttle" in body:
+                    STATE["throttle"] = int(body["throttle"])
             return self.reply(200, {})
         if path == "/_test/validate":
             # The validator alone, on any body: tests prove it refuses.

@@ -198,6 +198,27 @@ TEST_CASE("vertex: a failing job ends failed with Vertex's error message") {
   clean.check();
 }
 
+TEST_CASE("vertex: an expired job ends failed, saying so") {
+  gcp_test::WithServiceAccount env;
+  gcp_test::NothingWrong clean;
+  launch_test::TempDir dir("launch-vx-expired");
+  auto run = vertex()->submit(job_in(dir, "EXPIRED", "0"));
+  RunStatus st = run->wait(seconds(60));
+  CHECK(st.phase == RunPhase::failed);
+  CHECK(st.message.find(run->id() + " expired") != std::string::npos);
+  clean.check();
+}
+
+TEST_CASE("vertex: throttled GETs of the job are asked again, not failed") {
+  gcp_test::WithServiceAccount env;
+  launch_test::TempDir dir("launch-vx-throttle");
+  auto run = vertex()->submit(job_in(dir, "SUCCEEDED", "0"));
+  env.server.post("/_test/config", R"({"throttle": 2})");
+  RunStatus st = run->wait(seconds(60));
+  CHECK(st.phase == RunPhase::finished);
+  CHECK(env.server.state()["throttle"].GetInt() == 0);  // both were answered 429
+}
+
 TEST_CASE("vertex: cancel calls :cancel; the job ends stopped") {
   gcp_test::WithServiceAccount env;
   gcp_test::NothingWrong clean;
