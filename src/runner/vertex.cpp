@@ -381,7 +381,7 @@ class VertexRun : public Run {
   }
 
   ~VertexRun() override {
-    if (!final_ && !cancelled_) {
+    if (!final_ && !ending_ && !cancelled_) {
       // Dropped before its end (a lost lease): the job must not go on
       // without anyone following it.
       try {
@@ -399,6 +399,7 @@ class VertexRun : public Run {
     if (final_) return *final_;
     auto now = std::chrono::steady_clock::now();
     if (now < next_poll_) return RunStatus{};
+    if (ending_) return drain(now);
     next_poll_ = now + interval_;
     interval_ = std::min(interval_ * 3 / 2, std::chrono::milliseconds(20000));
     json::Document job;
@@ -412,11 +413,7 @@ class VertexRun : public Run {
       log(LogLevel::warn, fmt::format("vertex job {}: {} (asking again)", name_, e.what()));
       return RunStatus{};
     }
-    try {
-      copy_logs();
-    } catch (const Error& e) {
-      log(LogLevel::warn, fmt::format("vertex job {}: Cloud Logging: {}", name_, e.what()));
-    }
+    copy_logs_or_warn();
 
     std::string what = "vertex job " + name_;
     std::string state = json::get_string(job, "state", what);
@@ -450,12 +447,16 @@ class VertexRun : public Run {
     } else {
       throw Error(Errc::io, fmt::format("{}: unknown state {:?}", what, state));
     }
-    final_ = st;
-    return st;
+    // Cloud Logging shows entries some seconds after they are written:
+    // the run ends once its log has been quiet for a while.
+    ending_ = st;
+    ended_at_ = last_new_ = now;
+    next_poll_ = now + std::chrono::milliseconds(limits::kVertexLogDrainPollMs);
+    return RunStatus{};
   }
 
   void cancel(std::chrono::milliseconds) override {
-    if (final_ || cancelled_) return;
+    if (final_ || ending_ || cancelled_) return;
     cancelled_ = true;
     cancel_job();
     next_poll_ = std::chrono::steady_clock::now();
@@ -472,6 +473,27 @@ class VertexRun : public Run {
     }
   }
 
+  RunStatus drain(std::chrono::steady_clock::time_point now) {
+    next_poll_ = now + std::chrono::milliseconds(limits::kVertexLogDrainPollMs);
+    if (copy_logs_or_warn() > 0) last_new_ = now;
+    if (now - last_new_ < std::chrono::milliseconds(limits::kVertexLogQuietMs) &&
+        now - ended_at_ < std::chrono::milliseconds(limits::kVertexLogDrainMaxMs)) {
+      return RunStatus{};
+    }
+    final_ = ending_;
+    return *final_;
+  }
+
+  // How many lines it copied; a failure is a warning (the job goes on).
+  std::size_t copy_logs_or_warn() {
+    try {
+      return copy_logs();
+    } catch (const Error& e) {
+      log(LogLevel::warn, fmt::format("vertex job {}: Cloud Logging: {}", name_, e.what()));
+      return 0;
+    }
+  }
+
   void write_line(const std::string& line) {
     if (out_fd_ < 0) return;
     std::string s = line + "\n";
@@ -481,7 +503,8 @@ class VertexRun : public Run {
   // The job's entries (resource ml_job, label job_id) in time order, from
   // where the last poll left off: entries at the last time seen are asked
   // again and skipped by insertId.
-  void copy_logs() {
+  std::size_t copy_logs() {
+    std::size_t copied = 0;
     std::string token;
     for (int page = 0; page < limits::kCloudLoggingMaxPagesPerPoll; ++page) {
       rapidjson::Document q(rapidjson::kObjectType);
@@ -513,11 +536,13 @@ class VertexRun : public Run {
           }
           seen_.insert(insert_id);
           write_line(payload(e));
+          ++copied;
         }
       }
       token = json::get_string(d, "nextPageToken", what);
       if (token.empty()) break;
     }
+    return copied;
   }
 
   static std::string payload(const json::Value& e) {
@@ -540,6 +565,9 @@ class VertexRun : public Run {
   std::string last_time_raw_;  // as Cloud Logging wrote it
   std::set<std::string> seen_;  // insertIds at last_time_
   std::optional<RunStatus> final_;
+  std::optional<RunStatus> ending_;  // the job has ended; its log is still read
+  std::chrono::steady_clock::time_point ended_at_{};
+  std::chrono::steady_clock::time_point last_new_{};  // the last poll that copied a line
   bool cancelled_ = false;
   int failures_ = 0;  // transient GET failures in a row
   std::chrono::steady_clock::time_point next_poll_{};

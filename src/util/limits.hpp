@@ -52,6 +52,13 @@ constexpr std::size_t kVertexMaxDisplayName = 128;
 // (entries:list pages of kCloudLoggingPageSize).
 constexpr int kCloudLoggingMaxPagesPerPoll = 20;
 constexpr int kCloudLoggingPageSize = 1000;
+// Cloud Logging shows an entry seconds after it is written: once a Vertex
+// job has ended, its log is read every kVertexLogDrainPollMs until no new
+// line came for kVertexLogQuietMs (at most kVertexLogDrainMaxMs), then the
+// run ends.
+constexpr long kVertexLogDrainPollMs = 1000;
+constexpr long kVertexLogQuietMs = 3000;
+constexpr long kVertexLogDrainMaxMs = 30000;
 
 }  // namespace limits
 }  // namespace launch

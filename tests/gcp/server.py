@@ -68,6 +68,7 @@ STATE = {
     "bodies": [],       # every CustomJob body received
     "next_id": 1000,
     "throttle": 0,      # how many customJobs.get calls to answer 429 next
+    "log_lag": 1.0,     # seconds before entries:list shows an entry, as Cloud Logging
 }
 
 
@@ -612,7 +613,7 @@ def job_log(job):
     entries = []
 
     def add(at, text):
-        if at <= t:
+        if at + STATE["log_lag"] <= t:
             entries.append({"insertId": f"{job['id']}-{len(entries)}",
                             "logName": f"projects/{job['project']}/logs/workerpool0-0",
                             "resource": {"type": "ml_job", "labels": {
@@ -861,6 +862,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with LOCK:
                 if "lifetime" in body:
                     STATE["lifetime"] = int(body["lifetime"])
+                if "log_lag" in body:
+                    STATE["log_lag"] = float(body["log_lag"])
                 if "throttle" in body:
                     STATE["throttle"] = int(body["throttle"])
             return self.reply(200, {})

@@ -162,6 +162,19 @@ TEST_CASE("vertex: a CustomJob runs to finished, its Cloud Logging entries in st
   clean.check();
 }
 
+TEST_CASE("vertex: entries Cloud Logging shows seconds late still reach stdout.log") {
+  gcp_test::WithServiceAccount env;
+  gcp_test::NothingWrong clean;
+  env.server.post("/_test/config", R"({"log_lag": 2.5})");
+  launch_test::TempDir dir("launch-vx-lag");
+  auto run = vertex()->submit(job_in(dir, "SUCCEEDED", "1"));
+  RunStatus st = run->wait(seconds(60));
+  env.server.post("/_test/config", R"({"log_lag": 1.0})");
+  CHECK(st.phase == RunPhase::finished);
+  CHECK(slurp(dir / "stdout.log").find("done: JOB_STATE_SUCCEEDED\n") != std::string::npos);
+  clean.check();
+}
+
 TEST_CASE("vertex: the queue config in lowerCamelCase reaches Vertex as valid proto JSON") {
   gcp_test::WithServiceAccount env;
   gcp_test::NothingWrong clean;
