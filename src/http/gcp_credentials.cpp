@@ -311,8 +311,9 @@ std::shared_ptr<GcpCredentials> gcp_key_file_credentials(const std::string& path
                           path, type));
 }
 
-std::shared_ptr<GcpCredentials> gcp_metadata_credentials() {
+std::shared_ptr<GcpCredentials> gcp_metadata_credentials(const std::string& tried) {
   std::string what = "the GCE metadata server " + metadata_base();
+  if (!tried.empty()) what = tried + ", so " + what;
   return std::make_shared<GcpCredentials>(
       what,
       [what]() {
@@ -343,7 +344,9 @@ std::shared_ptr<GcpCredentials> default_gcp_credentials() {
   std::string adc = gcp_adc_path();
   std::error_code ec;
   if (std::filesystem::exists(adc, ec)) return gcp_key_file_credentials(adc);
-  return gcp_metadata_credentials();
+  return gcp_metadata_credentials(
+      fmt::format("no GCP key file (GOOGLE_APPLICATION_CREDENTIALS is unset, {} does not exist)",
+                  adc));
 }
 
 }  // namespace http

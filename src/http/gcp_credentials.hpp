@@ -84,8 +84,9 @@ class GcpCredentials : public Auth {
 // one (an unreadable file is Errc::io); nothing is fetched until first use.
 std::shared_ptr<GcpCredentials> gcp_key_file_credentials(const std::string& path);
 
-// The metadata server's default service account.
-std::shared_ptr<GcpCredentials> gcp_metadata_credentials();
+// The metadata server's default service account. `tried` (what was looked
+// for before it) starts the name its errors give it.
+std::shared_ptr<GcpCredentials> gcp_metadata_credentials(const std::string& tried = "");
 
 // gcloud's ADC file path ($CLOUDSDK_CONFIG or ~/.config/gcloud).
 std::string gcp_adc_path();

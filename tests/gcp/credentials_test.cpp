@@ -86,6 +86,15 @@ TEST_CASE("gcp: no key file: the metadata server's token and project") {
   clean.check();
 }
 
+TEST_CASE("gcp: nothing to be found says where it looked") {
+  gcp_test::Environment env;
+  EnvScope nowhere{"GCE_METADATA_HOST", "127.0.0.1:1"};
+  auto creds = http::default_gcp_credentials();
+  CHECK_THROWS_WITH(creds->token(), doctest::Contains("GOOGLE_APPLICATION_CREDENTIALS is unset"));
+  CHECK_THROWS_WITH(creds->token(), doctest::Contains(http::gcp_adc_path().c_str()));
+  CHECK_THROWS_WITH(creds->token(), doctest::Contains("the GCE metadata server http://127.0.0.1:1"));
+}
+
 TEST_CASE("gcp: a 2-second token is refreshed before it expires, never used expired") {
   gcp_test::Environment env;
   gcp_test::NothingWrong clean;

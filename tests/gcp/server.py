@@ -896,11 +896,16 @@ def pem(key):
 def main():
     global SA_PUBLIC
     proto_dir = sys.argv[1]
+    if not os.path.isdir(proto_dir):
+        # Not JSON: the test's PythonServer reports this line as it is.
+        sys.stdout.write(f"{proto_dir} is missing: run scripts/setup (npm ci in "
+                         f"tests/node/aiplatform)\n")
+        sys.exit(1)
     for name in sorted(os.listdir(proto_dir)):
         if name.endswith(".proto"):
             parse_file(os.path.join(proto_dir, name))
     if "google.cloud.aiplatform.v1.CustomJob" not in TYPES:
-        sys.stdout.write(json.dumps({"error": f"no CustomJob in {proto_dir}"}) + "\n")
+        sys.stdout.write(f"no google.cloud.aiplatform.v1.CustomJob in {proto_dir}\n")
         sys.exit(1)
     sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     rogue = rsa.generate_private_key(public_exponent=65537, key_size=2048)
