@@ -651,9 +651,22 @@ class VertexRunner : public Runner {
       body.AddMember("encryption_spec", es, a);
     }
 
-    json::Document created = call_json(
-        t, "POST", t.aiplatform + "/v1/" + t.parent() + "/customJobs", json::dump(body));
-    std::string name = json::get_string(created, "name", "vertex customJobs.create");
+    std::string name;
+    try {
+      json::Document created = call_json(
+          t, "POST", t.aiplatform + "/v1/" + t.parent() + "/customJobs", json::dump(body));
+      name = json::get_string(created, "name", "vertex customJobs.create");
+    } catch (const http::HttpError& e) {
+      // A create whose answer was lost (a dropped connection, a 5xx) may
+      // have made the job: it is looked for before the run is given up.
+      // POST is never sent twice, so there is at most one.
+      if (!transient(e)) throw;
+      name = find_job(t, job.item, display, true);
+      if (name.empty()) throw;
+      log(LogLevel::warn, fmt::format("vertex customJobs.create: {}; the job was made all the "
+                                      "same: {}",
+                                      e.what(), name));
+    }
     if (name.rfind(t.parent() + "/customJobs/", 0) != 0) {
       throw Error(Errc::io, fmt::format("vertex customJobs.create: the answer's name {:?} is not "
                                         "under {}",
@@ -669,7 +682,20 @@ class VertexRunner : public Runner {
     merge_resource_args(c, queue, item.spec.resource_args);
     convert_keys(c, c.GetAllocator(), "");
     Target t = target(c);
-    std::string prefix = display_prefix(item);
+    std::string name = find_job(t, item, display_prefix(item), false);
+    if (name.empty()) return nullptr;
+    std::string log_dir =
+        context_.launch_home.empty() ? "" : run_directory(context_.launch_home, item.id);
+    // The whole log is read again from Cloud Logging, so the file restarts.
+    return std::make_unique<VertexRun>(t, name, log_dir, true);
+  }
+
+ private:
+  // The newest CustomJob labelled with the item's run whose display name
+  // is `display` (`exact`) or starts with it: its name, or "" when there is
+  // none.
+  static std::string find_job(const Target& t, const QueueItem& item, const std::string& display,
+                              bool exact) {
     std::string filter = fmt::format("labels.launch-run-id=\"{}\"", run_label(item));
     std::string name, newest;
     std::string token;
@@ -684,7 +710,8 @@ class VertexRunner : public Runner {
         for (const auto& j : jobs->value.GetArray()) {
           // The label is the run id shortened and lowercased: the display
           // name tells one run from another whose label is the same.
-          if (json::get_string(j, "displayName", what).rfind(prefix, 0) != 0) continue;
+          std::string shown = json::get_string(j, "displayName", what);
+          if (exact ? shown != display : shown.rfind(display, 0) != 0) continue;
           std::string created = sortable_time(json::get_string(j, "createTime", what));
           if (name.empty() || created > newest) {
             newest = created;
@@ -695,14 +722,9 @@ class VertexRunner : public Runner {
       token = json::get_string(d, "nextPageToken", what);
       if (token.empty()) break;
     }
-    if (name.empty()) return nullptr;
-    std::string log_dir =
-        context_.launch_home.empty() ? "" : run_directory(context_.launch_home, item.id);
-    // The whole log is read again from Cloud Logging, so the file restarts.
-    return std::make_unique<VertexRun>(t, name, log_dir, true);
+    return name;
   }
 
- private:
   // The job's image, entry point, arguments and environment in one pool's
   // container_spec (the job's over the config's).
   static void fill_container(json::Value& cs, const ResolvedJob& job, rapidjson::SizeType pool,

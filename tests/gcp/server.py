@@ -68,6 +68,7 @@ STATE = {
     "bodies": [],       # every CustomJob body received
     "next_id": 1000,
     "throttle": 0,      # how many customJobs.get calls to answer 429 next
+    "drop_creates": 0,  # how many creates to make, then drop the connection unanswered
     "log_lag": 1.0,     # seconds before entries:list shows an entry, as Cloud Logging
 }
 
@@ -773,6 +774,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                        "created": now(),
                        "name": f"projects/{project}/locations/{region}/customJobs/{jid}"}
                 STATE["jobs"][jid] = job
+                if STATE["drop_creates"] > 0:
+                    STATE["drop_creates"] -= 1
+                    self.close_connection = True
+                    return None  # the job is made; its answer is lost
                 return self.reply(200, job_state(job))
         if job_id is None and self.command == "GET":
             terms = parse_list_filter(query.get("filter", "")) if query.get("filter") else {}
@@ -864,6 +869,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     STATE["lifetime"] = int(body["lifetime"])
                 if "log_lag" in body:
                     STATE["log_lag"] = float(body["log_lag"])
+                if "drop_creates" in body:
+                    STATE["drop_creates"] = int(body["drop_creates"])
                 if "throttle" in body:
                     STATE["throttle"] = int(body["throttle"])
             return self.reply(200, {})

@@ -232,6 +232,23 @@ TEST_CASE("vertex: throttled GETs of the job are asked again, not failed") {
   CHECK(env.server.state()["throttle"].GetInt() == 0);  // both were answered 429
 }
 
+TEST_CASE("vertex: a create whose answer is lost finds the job it made; no second one") {
+  gcp_test::WithServiceAccount env;
+  gcp_test::NothingWrong clean;
+  launch_test::TempDir dir("launch-vx-lost");
+  auto job = job_in(dir, "SUCCEEDED", "0");
+  env.server.post("/_test/config", R"({"drop_creates": 1})");
+  auto run = vertex()->submit(job);
+  CHECK(run->wait(seconds(60)).phase == RunPhase::finished);
+  rapidjson::Document state = env.server.state();
+  int made = 0;
+  for (const auto& j : state["jobs"].GetObject()) {
+    made += std::string(j.value["displayName"].GetString()) == "launch-" + job.item.run_id + "-1-0";
+  }
+  CHECK(made == 1);
+  clean.check();
+}
+
 TEST_CASE("vertex: cancel calls :cancel; the job ends stopped") {
   gcp_test::WithServiceAccount env;
   gcp_test::NothingWrong clean;
