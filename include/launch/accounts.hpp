@@ -51,6 +51,7 @@ struct Principal {
   std::string team;     // a service account's team
   bool admin = false;   // a server admin (users only)
   std::string key_prefix;
+  std::int64_t key_expires_at = 0;  // ms since the epoch; 0: never
   // What an item pushed with this key names as its author: the user, or
   // "NAME@TEAM" for a service account.
   std::string display() const { return kind == Kind::user ? name : name + "@" + team; }

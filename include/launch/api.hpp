@@ -48,6 +48,10 @@ constexpr std::size_t kMaxRequestHeaderBytes = std::size_t{16} << 10;
 constexpr int kRequestReadSeconds = 30;
 // A kept-alive connection with no request for this long is closed.
 constexpr int kIdleConnectionSeconds = 120;
+// How long a server remembers who a key belongs to, and what they may do.
+constexpr int kAuthCacheSeconds = 2;
+// How many items' entities a server remembers (an item never moves).
+constexpr std::size_t kItemEntityCache = 1 << 16;
 // How many event streams (GET /api/v1/events) one server keeps open.
 constexpr std::size_t kMaxEventStreams = 1024;
 // An event stream sends a comment line this often, so proxies and clients
@@ -88,6 +92,7 @@ class LAUNCH_EXPORT Service {
   // always gives one, and then every route but /health needs a key
   // (401 without one, or with a key unknown, revoked or expired).
   explicit Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts = nullptr);
+  ~Service();
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
@@ -102,7 +107,10 @@ class LAUNCH_EXPORT Service {
   Accounts* accounts() const { return accounts_.get(); }
 
   // The caller of a request with this Authorization header, or the 401
-  // to answer (in `refusal`). Without accounts: an empty Caller.
+  // to answer (in `refusal`). Without accounts: an empty Caller. A key's
+  // owner is remembered for kAuthCacheSeconds; a revocation or a change of
+  // membership made through this Service takes effect at once, one made
+  // through another server of the same store within that time.
   bool authenticate(const std::string& authorization, Caller* caller, Response* refusal) const;
   // Whether `caller` may see events about `entity`'s queues.
   bool may_see(const Caller& caller, const std::string& entity) const;
@@ -116,9 +124,16 @@ class LAUNCH_EXPORT Service {
   void require(const Caller& caller, Action action, const std::string& entity,
                const std::string& hidden_message) const;
 
+  Accounts::Decision decide(const Principal& p, Action action, const std::string& entity) const;
+  // The entity of an item's queue (an item never moves), remembered.
+  std::string item_entity(const std::string& item_id) const;
+  void remember_entity(const QueueItem& item) const;
+
   std::shared_ptr<Transport> store_;
   std::shared_ptr<Accounts> accounts_;
   std::function<void(const Event&)> sink_;
+  struct Caches;
+  std::unique_ptr<Caches> caches_;
 };
 
 // --- API keys on the client side.

@@ -3,8 +3,12 @@
 // small request bodies (an agent id, an exit code) through src/api/wire.
 #include "launch/api.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <map>
+#include <mutex>
 #include <new>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -197,9 +201,43 @@ Response error_response(Errc code, const std::string& message) {
   return r;
 }
 
+struct Service::Caches {
+  using Clock = std::chrono::steady_clock;
+  std::mutex mu;
+  // key -> its owner (or none), until when
+  std::unordered_map<std::string, std::pair<std::optional<Principal>, Clock::time_point>> keys;
+  // "kind/name/team|action|entity" -> decision, until when
+  std::unordered_map<std::string, std::pair<Accounts::Decision, Clock::time_point>> decisions;
+  std::unordered_map<std::string, std::string> item_entities;
+  void forget_accounts() {
+    std::lock_guard<std::mutex> lock(mu);
+    keys.clear();
+    decisions.clear();
+  }
+};
+
 Service::Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts)
-    : store_(std::move(store)), accounts_(std::move(accounts)) {
+    : store_(std::move(store)), accounts_(std::move(accounts)), caches_(new Caches) {
   if (!store_) throw Error(Errc::invalid, "api::Service: no store");
+}
+
+Service::~Service() = default;
+
+std::string Service::item_entity(const std::string& item_id) const {
+  {
+    std::lock_guard<std::mutex> lock(caches_->mu);
+    auto it = caches_->item_entities.find(item_id);
+    if (it != caches_->item_entities.end()) return it->second;
+  }
+  QueueItem item = store_->get(item_id);
+  remember_entity(item);
+  return item.queue.entity;
+}
+
+void Service::remember_entity(const QueueItem& item) const {
+  std::lock_guard<std::mutex> lock(caches_->mu);
+  if (caches_->item_entities.size() >= kItemEntityCache) caches_->item_entities.clear();
+  caches_->item_entities.emplace(item.id, item.queue.entity);
 }
 
 bool Service::authenticate(const std::string& authorization, Caller* caller,
@@ -210,7 +248,29 @@ bool Service::authenticate(const std::string& authorization, Caller* caller,
   std::string key;
   if (authorization.compare(0, bearer.size(), bearer) == 0) key = authorization.substr(bearer.size());
   std::optional<Principal> p;
-  if (!key.empty()) p = accounts_->authenticate(key);
+  if (!key.empty()) {
+    auto now = Caches::Clock::now();
+    bool cached = false;
+    {
+      std::lock_guard<std::mutex> lock(caches_->mu);
+      auto it = caches_->keys.find(key);
+      if (it != caches_->keys.end() && it->second.second > now) {
+        p = it->second.first;
+        cached = true;
+      }
+    }
+    if (!cached) {
+      p = accounts_->authenticate(key);
+      std::lock_guard<std::mutex> lock(caches_->mu);
+      if (caches_->keys.size() >= 4096) caches_->keys.clear();
+      auto until = now + std::chrono::seconds(kAuthCacheSeconds);
+      if (p && p->key_expires_at != 0) {  // never past the key's own expiry
+        until = std::min(until, now + std::chrono::milliseconds(
+                                          std::max<std::int64_t>(0, p->key_expires_at - now_ms())));
+      }
+      caches_->keys[key] = {p, until};
+    }
+  }
   if (!p) {
     refusal->status = 401;
     refusal->content_type = "application/json";
@@ -226,13 +286,31 @@ bool Service::authenticate(const std::string& authorization, Caller* caller,
 
 bool Service::may_see(const Caller& caller, const std::string& entity) const {
   if (!accounts_ || !caller || entity.empty()) return true;
-  return accounts_->decide(*caller, Action::see, entity) == Accounts::Decision::allow;
+  return decide(*caller, Action::see, entity) == Accounts::Decision::allow;
+}
+
+Accounts::Decision Service::decide(const Principal& p, Action action,
+                                   const std::string& entity) const {
+  if (p.admin) return Accounts::Decision::allow;
+  std::string key = fmt::format("{}/{}/{}|{}|{}", static_cast<int>(p.kind), p.name, p.team,
+                                static_cast<int>(action), entity);
+  auto now = Caches::Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(caches_->mu);
+    auto it = caches_->decisions.find(key);
+    if (it != caches_->decisions.end() && it->second.second > now) return it->second.first;
+  }
+  Accounts::Decision d = accounts_->decide(p, action, entity);
+  std::lock_guard<std::mutex> lock(caches_->mu);
+  if (caches_->decisions.size() >= 4096) caches_->decisions.clear();
+  caches_->decisions[key] = {d, now + std::chrono::seconds(kAuthCacheSeconds)};
+  return d;
 }
 
 void Service::require(const Caller& caller, Action action, const std::string& entity,
                       const std::string& hidden_message) const {
   if (!accounts_ || !caller) return;
-  switch (accounts_->decide(*caller, action, entity)) {
+  switch (decide(*caller, action, entity)) {
     case Accounts::Decision::allow: return;
     case Accounts::Decision::hidden: throw Error(Errc::not_found, hidden_message);
     case Accounts::Decision::forbidden:
@@ -367,6 +445,7 @@ Response Service::dispatch(const Request& r) const {
       if (caller && !(caller->admin && !spec.author.empty())) spec.author = caller->display();
       std::string id = s.push(ref, spec);
       QueueItem item = s.get(id);
+      remember_entity(item);
       emit("work", item_event(item), ref.entity);
       return ok(to_json(item), 201);
     }
@@ -416,8 +495,8 @@ Response Service::dispatch(const Request& r) const {
       return read_log(s, visible_item(id), t);
     }
     require_method(r, "POST");
-    QueueItem before = visible_item(id);
-    const std::string& entity = before.queue.entity;
+    const std::string entity = item_entity(id);
+    require(caller, Action::see, entity, item_hidden(id));
     if (verb == "cancel") {
       require(caller, Action::push, entity, item_hidden(id));
       QueueItem item = s.cancel(id);
@@ -440,7 +519,10 @@ Response Service::dispatch(const Request& r) const {
       FinishAndClaim fc = s.finish_and_claim(id, call.agent_id, call.exit_code.value_or(0),
                                              call.queues);
       emit("item", item_event(fc.finished), entity);
-      if (fc.next) emit("item", item_event(*fc.next), fc.next->queue.entity);
+      if (fc.next) {
+        remember_entity(*fc.next);
+        emit("item", item_event(*fc.next), fc.next->queue.entity);
+      }
       return ok(wire::finish_and_claim_body(fc));
     } else if (verb == "fail") {
       item = s.fail(id, call.agent_id, call.error, call.exit_code);
@@ -462,7 +544,10 @@ Response Service::dispatch(const Request& r) const {
     wire::AgentCall call = wire::read_agent_call(r.body, "claim");
     for (const auto& q : call.queues) require(caller, Action::work, q.entity, queue_hidden(q));
     auto item = s.claim(call.queues, call.agent_id);
-    if (item) emit("item", item_event(*item), item->queue.entity);
+    if (item) {
+      remember_entity(*item);
+      emit("item", item_event(*item), item->queue.entity);
+    }
     return ok(wire::claim_body(item));
   }
 
@@ -472,13 +557,14 @@ Response Service::dispatch(const Request& r) const {
     if (accounts_ && caller) {
       // A heartbeat renews leases: only on items the caller may work on.
       for (const auto& id : call.items) {
-        std::optional<QueueItem> item;
+        std::string entity;
         try {
-          item = s.get(id);
+          entity = item_entity(id);
         } catch (const Error& e) {
           if (e.code() != Errc::not_found) throw;  // gone: the store answers it as lost
+          continue;
         }
-        if (item) require(caller, Action::work, item->queue.entity, item_hidden(id));
+        require(caller, Action::work, entity, item_hidden(id));
       }
     }
     return ok(to_json(s.heartbeat(call.agent_id, call.items)));
@@ -528,6 +614,8 @@ Response Service::dispatch(const Request& r) const {
 // Users, teams, service accounts and keys (launch/accounts.hpp).
 Response Service::accounts_route(const Request& r, const Caller& caller,
                                  const std::vector<std::string>& p) const {
+  // A change (a revoked key, a member removed) holds at once here.
+  if (r.method != "GET") caches_->forget_accounts();
   Accounts& acc = *accounts_;
   const Principal& me = *caller;
   const std::string& root = p[0];

@@ -355,6 +355,7 @@ std::optional<Principal> Accounts::authenticate(const std::string& key) {
   p.name = k.owner;
   p.team = k.team;
   p.key_prefix = k.prefix;
+  p.key_expires_at = k.expires_at;
   if (p.kind == Principal::Kind::user) {
     auto u = find_user(p.name);
     if (!u) return std::nullopt;
