@@ -111,7 +111,7 @@ function stop(child) {
 
 // The accessibility check of one page: Chromium's own accessibility tree
 // (the names a screen reader gets), and the document's structure.
-async function checkAccessibility(page, where) {
+async function accessibilityProblems(page) {
   const cdp = await page.context().newCDPSession(page);
   const { nodes } = await cdp.send('Accessibility.getFullAXTree');
   await cdp.detach();
@@ -161,7 +161,11 @@ async function checkAccessibility(page, where) {
     if (!document.querySelector('[role=status], [aria-live]')) problems.push('no live region');
     return problems;
   });
-  const all = [...bad, ...dom];
+  return [...bad, ...dom];
+}
+
+async function checkAccessibility(page, where) {
+  const all = await accessibilityProblems(page);
   check(all.length === 0, `accessibility of ${where}: ${all.join('; ')}`);
 }
 
@@ -232,6 +236,20 @@ async function main() {
       return route.abort();
     }
     return route.continue();
+  });
+
+  await step('the accessibility check finds what it looks for', async () => {
+    // A page with one fault of each kind: the check must name every one.
+    const probe = await context.newPage();
+    await probe.setContent('<html><head><title>probe</title></head><body><h1>a</h1><h3>b</h3>' +
+      '<input id="x"><select><option>1</option></select><button></button><img src="data:,">' +
+      '<p aria-describedby="gone">c</p></body></html>');
+    const found = (await accessibilityProblems(probe)).join('\n');
+    await probe.close();
+    for (const want of ['lang', 'input#x has no label', 'select#? has no label', 'a button has no name',
+      'has no alt', 'missing #gone', 'heading h3 follows h1', 'no live region', 'textbox without a name']) {
+      check(found.includes(want), `the check reports "${want}" (it said: ${found})`);
+    }
   });
 
   await step('the page is served with its security policy', async () => {
@@ -351,6 +369,10 @@ async function main() {
     await page.getByRole('heading', { level: 1, name: `Item ${itemId}` }).waitFor();
     check(page.url().endsWith(`#/items/${itemId}`), 'the URL is the item\'s');
     await page.locator('dd .state-finished').waitFor({ timeout: 60000 });
+    const factsText = await page.locator('dl.facts').innerText();
+    check(factsText.includes('busybox:latest'), `the item's source is the image given (${factsText})`);
+    check(factsText.includes("sh -c 'echo hello-from-app $GREETING'"),
+      `the command was split as a shell would (${factsText})`);
     await page.locator('#log', { hasText: 'hello-from-app bonjour' }).waitFor({ timeout: 20000 });
     await page.locator('#log-status', { hasText: 'complete' }).waitFor({ timeout: 20000 });
     const text = await page.locator('#log').textContent();

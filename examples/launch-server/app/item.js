@@ -3,8 +3,14 @@ import * as api from './api.js';
 import { h, announce, time, stateBadge, TERMINAL, select, field } from './dom.js';
 import { render } from './app.js';
 
+// A word as a shell would need it written: quoted when it holds more
+// than plain characters.
+function quoted(word) {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 function facts(it) {
-  const src = it.spec?.source ?? {};
+  const src = it.spec?.source ?? it.spec ?? {};
   const source = src.image ?? (src.git_url ? `${src.git_url}${src.git_ref ? `@${src.git_ref}` : ''}` : src.code_dir ?? '');
   const pairs = [
     ['Queue', h('a', { href: `#/queues/${api.q(it.queue)}` }, it.queue)],
@@ -13,7 +19,7 @@ function facts(it) {
     ['Priority', it.priority ?? ''],
     ['Author', it.spec?.author ?? ''],
     ['Source', source],
-    ['Command', [...(it.spec?.entry_point ?? []), ...(it.spec?.args ?? [])].join(' ')],
+    ['Command', h('code', {}, [...(it.spec?.entry_point ?? []), ...(it.spec?.args ?? [])].map(quoted).join(' '))],
     ['Template values', Object.entries(it.spec?.template_values ?? {}).map(([k, v]) => `${k}=${v}`).join(', ')],
     ['Attempt', it.attempt ?? ''],
     ['Agent', it.agent_id ?? ''],

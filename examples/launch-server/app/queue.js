@@ -125,7 +125,9 @@ function pushForm(queue, onPushed) {
     if (!argv.length) return show(command, 'Give the command to run.');
     const spec = { entry_point: argv };
     if (name.control.value.trim()) spec.name = name.control.value.trim();
-    if (image.control.value.trim()) spec.source = { image: image.control.value.trim() };
+    // The job spec's one JSON form (docs/api.md) names the source flat:
+    // image, git_url and git_ref, or code_dir.
+    if (image.control.value.trim()) spec.image = image.control.value.trim();
     const values = {};
     for (const [n, f] of Object.entries(valueFields)) {
       const v = f.control.value.trim();
@@ -144,7 +146,7 @@ function pushForm(queue, onPushed) {
       const [key, sub] = path.split(/[.[]/);
       let f = null;
       if (key === 'template_values') f = valueFields[sub] ?? null;
-      else if (key === 'source') f = image;
+      else if (key === 'image' || key === 'source') f = image;
       else if (key === 'entry_point' || key === 'args') f = command;
       else if (key === 'name') f = name;
       else if (key === 'priority') f = priority;
