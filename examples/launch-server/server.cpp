@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -45,7 +46,9 @@ Frame event_frame(const api::Event& e) {
 class EventStream {
  public:
   virtual ~EventStream() = default;
-  virtual void send(Frame frame) = 0;
+  // `entity`: whose queue the event concerns ("" for anyone's); a stream
+  // whose caller may not see that entity drops it.
+  virtual void send(Frame frame, const std::string& entity) = 0;
 };
 
 // Every open event stream; publish() hands a frame to each.
@@ -58,7 +61,7 @@ class EventHub {
     streams_.push_back(s);
     return true;
   }
-  void publish(const Frame& frame) {
+  void publish(const Frame& frame, const std::string& entity) {
     std::vector<std::shared_ptr<EventStream>> live;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -67,7 +70,7 @@ class EventHub {
         if (auto s = w.lock()) live.push_back(std::move(s));
       }
     }
-    for (auto& s : live) s->send(frame);
+    for (auto& s : live) s->send(frame, entity);
   }
 
  private:
@@ -119,10 +122,10 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
   }
 
   // From any thread: queue a frame on this stream.
-  void send(Frame frame) override {
+  void send(Frame frame, const std::string& entity) override {
     net::post(stream_.get_executor(),
-              [self = this->shared_from_this(), frame = std::move(frame)] {
-                self->enqueue(frame);
+              [self = this->shared_from_this(), frame = std::move(frame), entity] {
+                if (self->may_see(entity)) self->enqueue(frame);
               });
   }
 
@@ -165,9 +168,15 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
     auto req = parser_->release();
     std::string target(req.target());
     std::string path = target.substr(0, target.find('?'));
+    std::string authorization(req[bhttp::field::authorization]);
     if (path == std::string(api::kPrefix) + "/events") {
       if (req.method() != bhttp::verb::get) {
         return reply_error(501, launch::Errc::unsupported, "events: use GET", req.keep_alive());
+      }
+      api::Response refusal;
+      if (!shared_->service->authenticate(authorization, &caller_, &refusal)) {
+        return reply(refusal.status, refusal.content_type, std::move(refusal.body), {},
+                     req.keep_alive());
       }
       return start_events();
     }
@@ -178,8 +187,9 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
     r.method = std::string(req.method_string());
     r.target = std::move(target);
     r.body = std::move(req.body());
+    r.authorization = std::move(authorization);
     api::Response out = shared_->service->handle(r);
-    reply(out.status, out.content_type, std::move(out.body), req.keep_alive());
+    reply(out.status, out.content_type, std::move(out.body), out.headers, req.keep_alive());
   }
 
   // The Launch App: its files, compiled in; nothing is fetched from
@@ -207,15 +217,17 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
   }
 
   void reply_error(int status, launch::Errc code, const std::string& message, bool keep_alive) {
-    reply(status, "application/json", json_error(code, message), keep_alive);
+    reply(status, "application/json", json_error(code, message), {}, keep_alive);
   }
 
-  void reply(int status, const std::string& content_type, std::string body, bool keep_alive) {
+  void reply(int status, const std::string& content_type, std::string body,
+             const std::vector<std::pair<std::string, std::string>>& headers, bool keep_alive) {
     auto res = std::make_shared<bhttp::response<bhttp::string_body>>(
         static_cast<bhttp::status>(status), 11);
     res->set(bhttp::field::server, std::string("launch-server/") + launch::version());
     if (!content_type.empty()) res->set(bhttp::field::content_type, content_type);
     res->set(bhttp::field::cache_control, "no-store");
+    for (const auto& [name, value] : headers) res->set(name, value);
     res->keep_alive(keep_alive);
     res->body() = std::move(body);
     res->prepare_payload();
@@ -268,6 +280,28 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
     });
   }
 
+  // Whether this stream's caller may see `entity`, remembered for a while
+  // (a membership granted or taken shows within kSeeCacheSeconds).
+  bool may_see(const std::string& entity) {
+    static constexpr int kSeeCacheSeconds = 30;
+    auto now = std::chrono::steady_clock::now();
+    if (now - see_cache_at_ > std::chrono::seconds(kSeeCacheSeconds)) {
+      see_cache_.clear();
+      see_cache_at_ = now;
+    }
+    auto it = see_cache_.find(entity);
+    if (it != see_cache_.end()) return it->second;
+    bool yes = false;
+    try {
+      yes = shared_->service->may_see(caller_, entity);
+    } catch (const std::exception&) {
+      yes = false;  // the store is away: say nothing rather than too much
+      return false;
+    }
+    see_cache_.emplace(entity, yes);
+    return yes;
+  }
+
   void enqueue(const Frame& frame) {
     if (!streaming_ || closed_) return;
     if (out_.size() >= kMaxEventBacklog) return close();
@@ -308,6 +342,9 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
   bool closed_ = false;
   std::deque<Frame> out_;
   net::steady_timer keepalive_;
+  launch::api::Caller caller_;
+  std::map<std::string, bool> see_cache_;
+  std::chrono::steady_clock::time_point see_cache_at_{};
 };
 
 }  // namespace
@@ -348,7 +385,7 @@ struct Server::Impl {
       int n = ::poll(&p, 1, 200);
       if (n > 0) {
         store.drain_notify();
-        shared->hub.publish(event_frame(api::Event{"work", "{}"}));
+        shared->hub.publish(event_frame(api::Event{"work", "{}", ""}), "");
       }
     }
   }
@@ -364,7 +401,7 @@ Server::Server(std::shared_ptr<api::Service> service, Options options)
   bool store_wakes = impl_->shared->service->store().notify_fd() >= 0;
   impl_->shared->service->set_event_sink([shared, store_wakes](const api::Event& e) {
     if (store_wakes && e.type == "work") return;
-    shared->hub.publish(event_frame(e));
+    shared->hub.publish(event_frame(e), e.entity);
   });
   if (!impl_->options.tls_cert.empty() || !impl_->options.tls_key.empty()) {
     if (impl_->options.tls_cert.empty() || impl_->options.tls_key.empty()) {

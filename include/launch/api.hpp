@@ -13,7 +13,9 @@
 // HeartbeatReply); a refusal is
 //   {"error": {"code": "<Errc name>", "message": "...", "field": "..."}}
 // with the status that fits its code (invalid 400, not_found 404, exists
-// and state 409, unsupported 501, timeout 504, io 503, anything else 500).
+// and state 409, unsupported 501, timeout 504, io 503, anything else 500),
+// and "unauthenticated" 401 and "forbidden" 403 for the access rules of
+// launch/accounts.hpp.
 //
 // Thread safety: handle() may be called from several threads at once.
 #ifndef LAUNCH_API_HPP
@@ -23,8 +25,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "launch/accounts.hpp"
 #include "launch/error.hpp"
 #include "launch/export.h"
 #include "launch/transport.hpp"
@@ -54,12 +58,14 @@ struct Request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // path and query: "/api/v1/items?state=pending"
   std::string body;
+  std::string authorization;  // the Authorization header: "Bearer lk_..."
 };
 
 struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // more fields
 };
 
 // What changed in the store, as the event stream (server-sent events)
@@ -67,12 +73,28 @@ struct Response {
 // expired lease) and "item" (an item changed; data: {"id", "state"}).
 struct Event {
   std::string type;
-  std::string data;  // JSON
+  std::string data;    // JSON
+  std::string entity;  // whose queue it concerns; "" for anyone's
 };
+
+struct ServiceOptions {
+  // Where the runs' logs are read from (launch/home.hpp); "" is
+  // launch_home(). Agents on this machine write there.
+  std::string home;
+};
+
+// A caller as the Service knows it: the key's owner, or nobody when the
+// Service runs without accounts (an embedding that does its own checks).
+using Caller = std::optional<Principal>;
 
 class LAUNCH_EXPORT Service {
  public:
-  explicit Service(std::shared_ptr<Transport> store);
+  // Without `accounts`, every request may do everything: for a Service
+  // mounted behind checks of the embedding program's own. launch-server
+  // always gives one, and then every route but /health needs a key
+  // (401 without one, or with a key unknown, revoked or expired).
+  explicit Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts = nullptr,
+                   ServiceOptions options = {});
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
@@ -84,12 +106,26 @@ class LAUNCH_EXPORT Service {
   void set_event_sink(std::function<void(const Event&)> sink);
 
   Transport& store() const { return *store_; }
+  Accounts* accounts() const { return accounts_.get(); }
+
+  // The caller of a request with this Authorization header, or the 401
+  // to answer (in `refusal`). Without accounts: an empty Caller.
+  bool authenticate(const std::string& authorization, Caller* caller, Response* refusal) const;
+  // Whether `caller` may see events about `entity`'s queues.
+  bool may_see(const Caller& caller, const std::string& entity) const;
 
  private:
   Response dispatch(const Request& request) const;
-  void emit(const std::string& type, const std::string& data) const;
+  Response accounts_route(const Request& request, const Caller& caller,
+                          const std::vector<std::string>& parts) const;
+  void emit(const std::string& type, const std::string& data, const std::string& entity) const;
+  // Throws the not-found or forbidden answer unless `caller` may.
+  void require(const Caller& caller, Action action, const std::string& entity,
+               const std::string& hidden_message) const;
 
   std::shared_ptr<Transport> store_;
+  std::shared_ptr<Accounts> accounts_;
+  ServiceOptions options_;
   std::function<void(const Event&)> sink_;
 };
 

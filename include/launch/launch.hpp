@@ -2,7 +2,9 @@
 #ifndef LAUNCH_LAUNCH_HPP
 #define LAUNCH_LAUNCH_HPP
 
+#include "launch/accounts.hpp"
 #include "launch/agent.hpp"
+#include "launch/api.hpp"
 #include "launch/builder.hpp"
 #include "launch/error.hpp"
 #include "launch/home.hpp"

@@ -51,6 +51,11 @@ struct RunStatus {
   RunPhase phase = RunPhase::running;
   std::optional<int> exit_code;  // when the target reports one
   std::string message;           // why it failed / was stopped / preempted
+  // What the target said about the run since the last poll that the user
+  // should see (a pod that cannot be scheduled, an image that cannot be
+  // pulled): the agent adds each to the item's warnings, once. A runner
+  // reports each warning in one poll only.
+  std::vector<std::string> warnings;
 };
 
 // One started run. Not thread-safe: the agent makes one call on it at a

@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "launch/export.h"
@@ -179,6 +180,25 @@ class LAUNCH_EXPORT Transport {
   // Every registered agent, with `status` as judged now: lost or dead for
   // one that went quiet (see AgentStatus; lifecycle::judge_agent).
   virtual std::vector<AgentRecord> list_agents() = 0;
+
+  // --- records: small JSON documents a launch server keeps in the store
+  // beside the queues (its users, teams and API keys: launch/accounts.hpp),
+  // so that a server keeps no state of its own and several servers can
+  // serve one PostgreSQL store. Named by `kind` and `key`. The built-in
+  // stores keep them (memory, sqlite, postgres); a transport that does not
+  // throws Errc::unsupported, as these defaults do.
+  virtual std::optional<std::string> get_record(const std::string& kind, const std::string& key);
+  // False, changing nothing, when the key is taken.
+  virtual bool insert_record(const std::string& kind, const std::string& key,
+                             const std::string& value);
+  // Compare-and-set: false, changing nothing, unless the record holds
+  // `expected`.
+  virtual bool replace_record(const std::string& kind, const std::string& key,
+                              const std::string& expected, const std::string& value);
+  // False when there was none.
+  virtual bool delete_record(const std::string& kind, const std::string& key);
+  // Every record of `kind`, ordered by key.
+  virtual std::vector<std::pair<std::string, std::string>> list_records(const std::string& kind);
 
   // --- wake-ups. A file descriptor that becomes readable when new work may
   // be claimable (a push, a requeue), so an agent can sleep in poll() beside

@@ -762,6 +762,7 @@ struct Agent::Impl {
         return;
       case RunnerCall::Kind::poll:
         a.run = std::move(call.run);
+        for (const auto& w : call.status.warnings) warn(call.item_id, w);
         if (call.error) {
           call.status = RunStatus{};
           call.status.phase = RunPhase::failed;
@@ -781,6 +782,17 @@ struct Agent::Impl {
         break;
     }
     if (a.cancel_due) cancel_run(a);
+  }
+
+  // A runner's warning on the item. Not journaled: a warning lost with the
+  // transport is logged, and the run goes on.
+  void warn(const std::string& item_id, const std::string& message) {
+    note(LogLevel::warn, fmt::format("item {}: {}", item_id, message));
+    try {
+      transport->add_warning(item_id, message);
+    } catch (const Error& e) {
+      note(LogLevel::warn, fmt::format("item {}: cannot add the warning: {}", item_id, e.what()));
+    }
   }
 
   std::chrono::milliseconds grace() const {

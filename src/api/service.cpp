@@ -3,8 +3,9 @@
 // small request bodies (an agent id, an exit code) through src/api/wire.
 #include "launch/api.hpp"
 
+#include <fstream>
+#include <map>
 #include <new>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,9 @@
 #include "api/wire.hpp"
 #include "core/json_fields.hpp"
 #include "launch/error.hpp"
+#include "launch/home.hpp"
 #include "launch/job.hpp"
+#include "launch/runner.hpp"
 #include "launch/queue.hpp"
 #include "util/json.hpp"
 #include "util/url.hpp"
@@ -101,6 +104,53 @@ std::string item_event(const QueueItem& item) {
   return json::dump(d);
 }
 
+// An answer outside the Errc codes: 401 and 403.
+struct Refusal {
+  int status;
+  const char* code;
+  std::string message;
+};
+
+[[noreturn]] void forbid(const std::string& message) { throw Refusal{403, "forbidden", message}; }
+
+// How much of a log one request returns at most.
+constexpr std::size_t kMaxLogChunkBytes = std::size_t{1} << 20;
+
+std::string principal_json(const Principal& p, const std::vector<EntityAccess>& entities) {
+  json::Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  json::set(d, "name", json::str(p.display(), a), a);
+  json::set(d, "kind",
+            json::str(p.kind == Principal::Kind::user ? "user" : "service_account", a), a);
+  json::set(d, "admin", json::Value(p.admin), a);
+  json::Value list(rapidjson::kArrayType);
+  for (const auto& e : entities) {
+    json::Value o(rapidjson::kObjectType);
+    o.AddMember("name", json::str(e.name, a), a);
+    o.AddMember("kind", json::str(e.kind, a), a);
+    o.AddMember("role", json::str(e.role, a), a);
+    list.PushBack(o, a);
+  }
+  json::set(d, "entities", std::move(list), a);
+  return json::dump(d);
+}
+
+json::Value key_value(const ApiKeyInfo& k, json::Allocator& a) {
+  json::Value o(rapidjson::kObjectType);
+  o.AddMember("prefix", json::str(k.prefix, a), a);
+  o.AddMember("owner", json::str(k.owner_kind == Principal::Kind::user ? k.owner
+                                                                       : k.owner + "@" + k.team,
+                                 a),
+              a);
+  o.AddMember("owner_kind",
+              json::str(k.owner_kind == Principal::Kind::user ? "user" : "service_account", a), a);
+  o.AddMember("description", json::str(k.description, a), a);
+  o.AddMember("created_at", json::Value(static_cast<int64_t>(k.created_at)), a);
+  o.AddMember("expires_at", json::Value(static_cast<int64_t>(k.expires_at)), a);
+  o.AddMember("revoked", json::Value(k.revoked), a);
+  return o;
+}
+
 [[noreturn]] void no_route(const Request& r) {
   throw Error(Errc::not_found, fmt::format("no such route: {} {}", r.method, r.target));
 }
@@ -110,6 +160,43 @@ void require_method(const Request& r, const char* method) {
     throw Error(Errc::unsupported,
                 fmt::format("{} {}: method not allowed here (use {})", r.method, r.target, method));
   }
+}
+
+// GET /items/ID/logs: a piece of the run's log file from `offset`.
+Response read_log(const QueueItem& item, const Target& t, const std::string& home) {
+  std::string stream = query_value(t, "stream");
+  if (stream.empty()) stream = "stdout";
+  if (stream != "stdout" && stream != "stderr" && stream != "build") {
+    throw Error(Errc::invalid, fmt::format("query parameter \"stream\": \"{}\" is not stdout, "
+                                           "stderr or build",
+                                           stream));
+  }
+  std::string offset_text = query_value(t, "offset");
+  std::size_t offset =
+      offset_text.empty() ? 0 : wire::parse_count(offset_text, "query parameter \"offset\"");
+  std::string path = run_directory(home, item.id) + "/" + stream + ".log";
+  std::ifstream in(path, std::ios::binary);
+  std::string chunk;
+  std::size_t size = 0;
+  if (in) {
+    in.seekg(0, std::ios::end);
+    size = static_cast<std::size_t>(in.tellg());
+    if (offset < size) {
+      std::size_t n = std::min(size - offset, kMaxLogChunkBytes);
+      chunk.resize(n);
+      in.seekg(static_cast<std::streamoff>(offset));
+      in.read(&chunk[0], static_cast<std::streamsize>(n));
+      chunk.resize(static_cast<std::size_t>(in.gcount()));
+    }
+  }
+  std::size_t next = std::max(offset, std::min(size, offset + chunk.size()));
+  Response res;
+  res.content_type = "text/plain; charset=utf-8";
+  res.body = std::move(chunk);
+  res.headers.emplace_back("X-Log-Offset", std::to_string(next));
+  res.headers.emplace_back("X-Log-Complete",
+                           is_terminal(item.state) && next >= size ? "true" : "false");
+  return res;
 }
 
 }  // namespace
@@ -134,19 +221,69 @@ Response error_response(Errc code, const std::string& message) {
   return r;
 }
 
-Service::Service(std::shared_ptr<Transport> store) : store_(std::move(store)) {
+Service::Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts,
+                 ServiceOptions options)
+    : store_(std::move(store)), accounts_(std::move(accounts)), options_(std::move(options)) {
   if (!store_) throw Error(Errc::invalid, "api::Service: no store");
+}
+
+bool Service::authenticate(const std::string& authorization, Caller* caller,
+                           Response* refusal) const {
+  caller->reset();
+  if (!accounts_) return true;
+  const std::string bearer = "Bearer ";
+  std::string key;
+  if (authorization.compare(0, bearer.size(), bearer) == 0) key = authorization.substr(bearer.size());
+  std::optional<Principal> p;
+  if (!key.empty()) p = accounts_->authenticate(key);
+  if (!p) {
+    refusal->status = 401;
+    refusal->content_type = "application/json";
+    refusal->body = wire::error_body_named(
+        "unauthenticated", key.empty() ? "an API key is needed: Authorization: Bearer <key> "
+                                         "(launch login, or LAUNCH_API_KEY)"
+                                       : "the API key is unknown, revoked or expired");
+    return false;
+  }
+  *caller = std::move(p);
+  return true;
+}
+
+bool Service::may_see(const Caller& caller, const std::string& entity) const {
+  if (!accounts_ || !caller || entity.empty()) return true;
+  return accounts_->decide(*caller, Action::see, entity) == Accounts::Decision::allow;
+}
+
+void Service::require(const Caller& caller, Action action, const std::string& entity,
+                      const std::string& hidden_message) const {
+  if (!accounts_ || !caller) return;
+  switch (accounts_->decide(*caller, action, entity)) {
+    case Accounts::Decision::allow: return;
+    case Accounts::Decision::hidden: throw Error(Errc::not_found, hidden_message);
+    case Accounts::Decision::forbidden:
+      forbid(fmt::format("{} may not {} queues of \"{}\"", caller->display(),
+                         action == Action::manage ? "create, change or delete"
+                         : action == Action::push ? "push to"
+                                                  : "work on",
+                         entity));
+  }
 }
 
 void Service::set_event_sink(std::function<void(const Event&)> sink) { sink_ = std::move(sink); }
 
-void Service::emit(const std::string& type, const std::string& data) const {
-  if (sink_) sink_(Event{type, data});
+void Service::emit(const std::string& type, const std::string& data,
+                   const std::string& entity) const {
+  if (sink_) sink_(Event{type, data, entity});
 }
 
 Response Service::handle(const Request& request) const {
   try {
     return dispatch(request);
+  } catch (const Refusal& e) {
+    Response r;
+    r.status = e.status;
+    r.body = wire::error_body_named(e.code, e.message);
+    return r;
   } catch (const Error& e) {
     return error_response(e.code(), e.what());
   } catch (const std::bad_alloc&) {
@@ -168,19 +305,72 @@ Response Service::dispatch(const Request& r) const {
     return ok("{\"status\":\"ok\"}");
   }
 
+  Caller caller;
+  Response refusal;
+  if (!authenticate(r.authorization, &caller, &refusal)) return refusal;
+  auto queue_hidden = [](const QueueRef& ref) {
+    return fmt::format("queue \"{}\" not found", ref.str());
+  };
+  auto item_hidden = [](const std::string& id) { return fmt::format("item {} not found", id); };
+  // The item, if the caller may see it (else not found, as if it were not).
+  auto visible_item = [&](const std::string& id) {
+    QueueItem item = s.get(id);
+    require(caller, Action::see, item.queue.entity, item_hidden(id));
+    return item;
+  };
+
+  if (root == "me" && p.size() == 1) {
+    require_method(r, "GET");
+    if (!caller) {
+      return ok("{\"name\":\"\",\"kind\":\"none\",\"admin\":true,\"entities\":[]}");
+    }
+    return ok(principal_json(*caller, accounts_->entities_of(*caller)));
+  }
+
+  if (root == "resources" && p.size() == 1) {
+    require_method(r, "GET");
+    json::Document d(rapidjson::kObjectType);
+    json::set(d, "resources", json::string_array(runner_names(), d.GetAllocator()),
+              d.GetAllocator());
+    return ok(json::dump(d));
+  }
+
+  if (root == "users" || root == "teams" || root == "keys") {
+    if (!accounts_) {
+      throw Error(Errc::unsupported, "this server runs without accounts");
+    }
+    return accounts_route(r, caller, p);
+  }
+
   if (root == "queues") {
     if (p.size() == 1) {
-      if (r.method == "GET") return ok(json_array(s.list_queues()));
+      if (r.method == "GET") {
+        std::vector<QueueDef> shown;
+        for (auto& q : s.list_queues()) {
+          if (may_see(caller, q.entity)) shown.push_back(std::move(q));
+        }
+        return ok(json_array(shown));
+      }
       require_method(r, "POST");
       QueueDef q = queue_from_json(r.body);
+      // A server admin may make queues for any name (an entity to come, a
+      // migration); anyone else only for an entity that exists.
+      if (accounts_ && caller && !caller->admin) {
+        validate_name("entity", q.entity);
+        std::string none = fmt::format("field \"entity\": no user or team \"{}\"", q.entity);
+        if (!accounts_->entity_exists(q.entity)) throw Error(Errc::not_found, none);
+        require(caller, Action::manage, q.entity, none);
+      }
       s.create_queue(q);
       return ok(to_json(s.get_queue(q.ref())), 201);
     }
     if (p.size() < 3) no_route(r);
     QueueRef ref = QueueRef::parse(p[1] + "/" + p[2]);
+    require(caller, Action::see, ref.entity, queue_hidden(ref));
     if (p.size() == 3) {
       if (r.method == "GET") return ok(to_json(s.get_queue(ref)));
       require_method(r, "DELETE");
+      require(caller, Action::manage, ref.entity, queue_hidden(ref));
       std::string pending = query_value(t, "pending");
       QueueDelete mode = QueueDelete::if_no_pending;
       if (pending == "delete") {
@@ -195,10 +385,14 @@ Response Service::dispatch(const Request& r) const {
     }
     if (p.size() == 4 && p[3] == "items") {
       require_method(r, "POST");
+      require(caller, Action::push, ref.entity, queue_hidden(ref));
       JobSpec spec = job_spec_from_json(r.body);
+      // The author is who pushed, whatever the spec says; a server admin
+      // may push on someone's behalf (a migration), naming them.
+      if (caller && !(caller->admin && !spec.author.empty())) spec.author = caller->display();
       std::string id = s.push(ref, spec);
       QueueItem item = s.get(id);
-      emit("work", item_event(item));
+      emit("work", item_event(item), ref.entity);
       return ok(to_json(item), 201);
     }
     no_route(r);
@@ -221,21 +415,41 @@ Response Service::dispatch(const Request& r) const {
           throw Error(Errc::invalid, fmt::format("query parameter \"{}\" is not known here", k));
         }
       }
-      return ok(json_array(s.list(f)));
+      if (f.queue) require(caller, Action::see, f.queue->entity, queue_hidden(*f.queue));
+      std::vector<QueueItem> items = s.list(f);
+      if (accounts_ && caller && !f.queue) {
+        std::map<std::string, bool> seen;
+        std::vector<QueueItem> shown;
+        for (auto& it : items) {
+          auto [pos, fresh] = seen.emplace(it.queue.entity, false);
+          if (fresh) pos->second = may_see(caller, it.queue.entity);
+          if (pos->second) shown.push_back(std::move(it));
+        }
+        items = std::move(shown);
+      }
+      return ok(json_array(items));
     }
     const std::string& id = p[1];
     if (p.size() == 2) {
       require_method(r, "GET");
-      return ok(to_json(s.get(id)));
+      return ok(to_json(visible_item(id)));
     }
     if (p.size() != 3) no_route(r);
     const std::string& verb = p[2];
+    if (verb == "logs") {
+      require_method(r, "GET");
+      return read_log(visible_item(id), t, options_.home.empty() ? launch_home() : options_.home);
+    }
     require_method(r, "POST");
+    QueueItem before = visible_item(id);
+    const std::string& entity = before.queue.entity;
     if (verb == "cancel") {
+      require(caller, Action::push, entity, item_hidden(id));
       QueueItem item = s.cancel(id);
-      emit("item", item_event(item));
+      emit("item", item_event(item), entity);
       return ok(to_json(item));
     }
+    require(caller, Action::work, entity, item_hidden(id));
     if (verb == "warnings") {
       s.add_warning(id, wire::read_warning(r.body));
       return no_content();
@@ -247,10 +461,11 @@ Response Service::dispatch(const Request& r) const {
     } else if (verb == "finish") {
       item = s.finish(id, call.agent_id, call.exit_code.value_or(0));
     } else if (verb == "finish-and-claim") {
+      for (const auto& q : call.queues) require(caller, Action::work, q.entity, queue_hidden(q));
       FinishAndClaim fc = s.finish_and_claim(id, call.agent_id, call.exit_code.value_or(0),
                                              call.queues);
-      emit("item", item_event(fc.finished));
-      if (fc.next) emit("item", item_event(*fc.next));
+      emit("item", item_event(fc.finished), entity);
+      if (fc.next) emit("item", item_event(*fc.next), fc.next->queue.entity);
       return ok(wire::finish_and_claim_body(fc));
     } else if (verb == "fail") {
       item = s.fail(id, call.agent_id, call.error, call.exit_code);
@@ -258,40 +473,57 @@ Response Service::dispatch(const Request& r) const {
       item = s.confirm_stopped(id, call.agent_id);
     } else if (verb == "requeue") {
       item = s.requeue(id, call.agent_id, call.reason);
-      emit("work", item_event(item));
+      emit("work", item_event(item), entity);
       return ok(to_json(item));
     } else {
       no_route(r);
     }
-    emit("item", item_event(item));
+    emit("item", item_event(item), entity);
     return ok(to_json(item));
   }
 
   if (root == "claims" && p.size() == 1) {
     require_method(r, "POST");
     wire::AgentCall call = wire::read_agent_call(r.body, "claim");
+    for (const auto& q : call.queues) require(caller, Action::work, q.entity, queue_hidden(q));
     auto item = s.claim(call.queues, call.agent_id);
-    if (item) emit("item", item_event(*item));
+    if (item) emit("item", item_event(*item), item->queue.entity);
     return ok(wire::claim_body(item));
   }
 
   if (root == "heartbeats" && p.size() == 1) {
     require_method(r, "POST");
     wire::AgentCall call = wire::read_agent_call(r.body, "heartbeat");
+    if (accounts_ && caller) {
+      // A heartbeat renews leases: only on items the caller may work on.
+      for (const auto& id : call.items) {
+        std::optional<QueueItem> item;
+        try {
+          item = s.get(id);
+        } catch (const Error& e) {
+          if (e.code() != Errc::not_found) throw;  // gone: the store answers it as lost
+        }
+        if (item) require(caller, Action::work, item->queue.entity, item_hidden(id));
+      }
+    }
     return ok(to_json(s.heartbeat(call.agent_id, call.items)));
   }
 
   if (root == "leases" && p.size() == 2 && p[1] == "expire") {
     require_method(r, "POST");
     int moved = s.expire_leases();
-    if (moved > 0) emit("work", "{}");
+    if (moved > 0) emit("work", "{}", "");
     return ok(fmt::format("{{\"moved\":{}}}", moved));
   }
 
   if (root == "agents") {
     if (p.size() == 1) {
       require_method(r, "GET");
-      return ok(json_array(s.list_agents()));
+      std::vector<AgentRecord> shown;
+      for (auto& a : s.list_agents()) {
+        if (may_see(caller, a.entity)) shown.push_back(std::move(a));
+      }
+      return ok(json_array(shown));
     }
     if (p.size() == 2) {
       require_method(r, "PUT");
@@ -301,9 +533,178 @@ Response Service::dispatch(const Request& r) const {
                                                "path names agent \"{}\"",
                                                agent.id, p[1]));
       }
+      if (accounts_ && caller) {
+        if (!agent.entity.empty()) {
+          require(caller, Action::work, agent.entity,
+                  fmt::format("field \"entity\": no user or team \"{}\"", agent.entity));
+        }
+        for (const auto& q : agent.queues) {
+          QueueRef ref = QueueRef::parse(q);
+          require(caller, Action::work, ref.entity, queue_hidden(ref));
+        }
+      }
       s.upsert_agent(agent);
       return no_content();
     }
+  }
+  no_route(r);
+}
+
+// Users, teams, service accounts and keys (launch/accounts.hpp).
+Response Service::accounts_route(const Request& r, const Caller& caller,
+                                 const std::vector<std::string>& p) const {
+  Accounts& acc = *accounts_;
+  const Principal& me = *caller;
+  const std::string& root = p[0];
+  auto body = [&](const char* what) { return json::parse_object(r.body, what); };
+  auto team_hidden = [](const std::string& team) { return fmt::format("team \"{}\" not found", team); };
+  auto require_team = [&](const std::string& team, Action action) {
+    if (!acc.team_exists(team)) throw Error(Errc::not_found, team_hidden(team));
+    require(caller, action, team, team_hidden(team));
+  };
+
+  if (root == "users" && p.size() == 1) {
+    if (!me.admin) forbid(me.display() + " is not a server admin");
+    if (r.method == "GET") {
+      json::Document d(rapidjson::kArrayType);
+      auto& a = d.GetAllocator();
+      for (const auto& u : acc.list_users()) {
+        json::Value o(rapidjson::kObjectType);
+        o.AddMember("name", json::str(u.name, a), a);
+        o.AddMember("admin", json::Value(u.admin), a);
+        o.AddMember("created_at", json::Value(static_cast<int64_t>(u.created_at)), a);
+        d.PushBack(o, a);
+      }
+      return ok(json::dump(d));
+    }
+    require_method(r, "POST");
+    json::Document d = body("user");
+    json::require(d, "name", "user");
+    UserRecord u = acc.create_user(json::get_string(d, "name", "user"),
+                                   json::get_bool(d, "admin", "user"));
+    return ok(fmt::format("{{\"name\":\"{}\",\"admin\":{}}}", u.name, u.admin ? "true" : "false"),
+              201);
+  }
+
+  if (root == "teams") {
+    if (p.size() == 1) {
+      if (r.method == "GET") {
+        std::vector<std::string> shown;
+        for (const auto& team : acc.list_teams()) {
+          if (may_see(caller, team)) shown.push_back(team);
+        }
+        return ok(string_array(shown));
+      }
+      require_method(r, "POST");
+      if (me.kind != Principal::Kind::user) forbid("a service account cannot create teams");
+      json::Document d = body("team");
+      json::require(d, "name", "team");
+      std::string name = json::get_string(d, "name", "team");
+      acc.create_team(name, me.name);
+      return ok(fmt::format("{{\"name\":\"{}\"}}", name), 201);
+    }
+    const std::string& team = p[1];
+    if (p.size() == 3 && p[2] == "members") {
+      require_method(r, "GET");
+      require_team(team, Action::see);
+      json::Document d(rapidjson::kArrayType);
+      auto& a = d.GetAllocator();
+      for (const auto& m : acc.members(team)) {
+        json::Value o(rapidjson::kObjectType);
+        o.AddMember("user", json::str(m.user, a), a);
+        o.AddMember("role", json::str(to_string(m.role), a), a);
+        d.PushBack(o, a);
+      }
+      return ok(json::dump(d));
+    }
+    if (p.size() == 4 && p[2] == "members") {
+      require_team(team, Action::manage);
+      if (r.method == "DELETE") {
+        acc.remove_member(team, p[3]);
+        return no_content();
+      }
+      require_method(r, "PUT");
+      json::Document d = body("membership");
+      acc.set_member(team, p[3], json::get_enum(d, "role", "membership", "member", parse_team_role));
+      return no_content();
+    }
+    if (p.size() == 3 && p[2] == "service-accounts") {
+      if (r.method == "GET") {
+        require_team(team, Action::see);
+        json::Document d(rapidjson::kArrayType);
+        auto& a = d.GetAllocator();
+        for (const auto& sa : acc.service_accounts(team)) d.PushBack(json::str(sa.name, a), a);
+        return ok(json::dump(d));
+      }
+      require_method(r, "POST");
+      require_team(team, Action::manage);
+      json::Document d = body("service account");
+      json::require(d, "name", "service account");
+      ServiceAccount sa = acc.create_service_account(team, json::get_string(d, "name", "service account"));
+      return ok(fmt::format("{{\"team\":\"{}\",\"name\":\"{}\"}}", sa.team, sa.name), 201);
+    }
+    no_route(r);
+  }
+
+  // keys: a user's own; a team admin's for the team's service accounts;
+  // a server admin's for anyone.
+  auto may_manage_key = [&](const ApiKeyInfo& k) {
+    if (me.admin) return true;
+    if (me.kind != Principal::Kind::user) return false;
+    if (k.owner_kind == Principal::Kind::user) return k.owner == me.name;
+    return acc.role_of(k.team, me.name) == TeamRole::admin;
+  };
+  if (root == "keys" && p.size() == 1) {
+    if (r.method == "GET") {
+      json::Document d(rapidjson::kArrayType);
+      auto& a = d.GetAllocator();
+      for (const auto& k : acc.list_keys()) {
+        if (may_manage_key(k)) d.PushBack(key_value(k, a), a);
+      }
+      return ok(json::dump(d));
+    }
+    require_method(r, "POST");
+    if (me.kind != Principal::Kind::user) forbid("a service account cannot make keys");
+    const std::string ctx = "key request";
+    json::Document d = r.body.empty() ? json::parse_object("{}", ctx) : body(ctx.c_str());
+    std::string sa = json::get_string(d, "service_account", ctx);
+    std::string team = json::get_string(d, "team", ctx);
+    std::string user = json::get_string(d, "user", ctx, me.name);
+    std::int64_t expires_at = 0;
+    if (auto in = json::get_optional_int(d, "expires_in_seconds", ctx)) {
+      if (*in <= 0 || *in > 10LL * 365 * 24 * 3600) {
+        throw Error(Errc::invalid, fmt::format("{}: field \"expires_in_seconds\": {} is not 1 "
+                                               "to 315360000 (ten years)",
+                                               ctx, *in));
+      }
+      expires_at = now_ms() + *in * 1000;
+    }
+    std::string description = json::get_string(d, "description", ctx);
+    NewApiKey k;
+    if (!sa.empty()) {
+      if (team.empty()) {
+        throw Error(Errc::invalid, ctx + ": field \"team\" is needed with \"service_account\"");
+      }
+      require_team(team, Action::manage);
+      k = acc.create_key(Principal::Kind::service_account, sa, team, description, expires_at);
+    } else {
+      if (user != me.name && !me.admin) forbid(me.display() + " may make keys for itself only");
+      k = acc.create_key(Principal::Kind::user, user, "", description, expires_at);
+    }
+    json::Document out(rapidjson::kObjectType);
+    auto& a = out.GetAllocator();
+    out.AddMember("key", json::str(k.key, a), a);
+    out.AddMember("info", key_value(k.info, a), a);
+    return ok(json::dump(out), 201);
+  }
+  if (root == "keys" && p.size() == 2) {
+    require_method(r, "DELETE");
+    auto k = acc.find_key(p[1]);
+    if (!k || !may_manage_key(*k)) {
+      throw Error(Errc::not_found, fmt::format("key \"{}\" not found", p[1]));
+    }
+    acc.revoke_key(p[1]);
+    return no_content();
   }
   no_route(r);
 }

@@ -57,11 +57,15 @@ void require_present(const json::Value& obj, const char* key, const std::string&
 const char* errc_name(Errc code) { return util::enum_name(kErrcNames, code, "internal"); }
 
 std::string error_body(Errc code, const std::string& message) {
+  return error_body_named(errc_name(code), message);
+}
+
+std::string error_body_named(const std::string& code, const std::string& message) {
   static const std::regex field_re("field \"([^\"]+)\"");
   json::Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
   json::Value e(rapidjson::kObjectType);
-  e.AddMember("code", json::str(errc_name(code), a), a);
+  e.AddMember("code", json::str(code, a), a);
   e.AddMember("message", json::str(message, a), a);
   std::smatch m;
   if (std::regex_search(message, m, field_re)) {

@@ -22,6 +22,9 @@ namespace wire {
 // {"error": {"code", "message", "field"}}; `field` is the field the message
 // names (`field "x"`, `missing field "x"`), else null.
 std::string error_body(Errc code, const std::string& message);
+// The same with a code outside Errc: "unauthenticated" (401), "forbidden"
+// (403).
+std::string error_body_named(const std::string& code, const std::string& message);
 // The code's name on the wire: invalid, not_found, exists, state, io,
 // unsupported, timeout, internal, user.
 const char* errc_name(Errc code);

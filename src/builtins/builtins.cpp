@@ -27,6 +27,9 @@ void install_builtin_backends(const BuiltinBackends& into) {
   into.runners["sagemaker"] = make_sagemaker_runner;
   source::register_context_store("s3", make_s3_context_store);
 #endif
+#if LAUNCH_FEATURE_GCP
+  into.runners["gcp-vertex"] = make_vertex_runner;
+#endif
 #if LAUNCH_FEATURE_KUBERNETES
   into.runners["kubernetes"] = make_kubernetes_runner;
 #endif

@@ -23,6 +23,7 @@ std::unique_ptr<Runner> make_local_container_runner(const RunnerContext& context
 std::unique_ptr<Builder> make_noop_builder(const BuilderConfig& config);            // DOCKER
 std::unique_ptr<Builder> make_docker_builder(const BuilderConfig& config);          // DOCKER
 std::unique_ptr<Runner> make_sagemaker_runner(const RunnerContext& context);        // AWS
+std::unique_ptr<Runner> make_vertex_runner(const RunnerContext& context);           // GCP
 std::unique_ptr<Runner> make_kubernetes_runner(const RunnerContext& context);       // KUBERNETES
 std::unique_ptr<source::ContextStore> make_s3_context_store(const std::string& url);  // AWS
 

@@ -46,6 +46,31 @@ bool joins_namespace(const json::Value& v) {
   return std::strcmp(s, "host") == 0 || std::strncmp(s, "container:", 10) == 0;
 }
 
+bool is_number(const json::Value& v, double n) { return v.IsNumber() && v.GetDouble() == n; }
+
+bool is_string(const json::Value& v, const char* s) {
+  return v.IsString() && std::strcmp(v.GetString(), s) == 0;
+}
+
+// The annotations that set a pod's AppArmor or seccomp profile (before
+// the securityContext fields replaced them).
+bool is_profile_annotation(const std::string& key) {
+  return key.rfind("container.apparmor.security.beta.kubernetes.io/", 0) == 0 ||
+         key.rfind("container.seccomp.security.alpha.kubernetes.io/", 0) == 0 ||
+         key == "seccomp.security.alpha.kubernetes.io/pod";
+}
+
+void check_annotations(const json::Value& v, const std::string& path) {
+  if (!v.IsObject()) return;
+  for (const auto& m : v.GetObject()) {
+    std::string k(m.name.GetString(), m.name.GetStringLength());
+    if (is_profile_annotation(k) && is_string(m.value, "unconfined")) {
+      refuse(fmt::format("{}[\"{}\"]", path, k), m.value,
+             "an unconfined profile lifts the container's confinement");
+    }
+  }
+}
+
 void check_member(const std::string& key, const json::Value& v, const std::string& path,
                   const std::string& parent_key) {
   if (is_one_of(key, {"hostNetwork", "hostPID", "hostIPC"})) {
@@ -65,6 +90,26 @@ void check_member(const std::string& key, const json::Value& v, const std::strin
     if (parent_key != "exec" && is_set(v)) refuse(path, v, "a command override");
   } else if (is_one_of(key, {"entrypoint", "Entrypoint", "Cmd", "ContainerEntrypoint"})) {
     if (is_set(v)) refuse(path, v, "a command override");
+  } else if (key == "hostPort") {
+    if (is_set(v) && !is_number(v, 0)) refuse(path, v, "a hostPort binds a port of the node");
+  } else if (key == "allowPrivilegeEscalation") {
+    if (v.IsTrue()) refuse(path, v, "the container's processes could gain privileges");
+  } else if (key == "runAsUser" || key == "runAsGroup") {
+    if (is_number(v, 0)) refuse(path, v, "the container would run as root");
+  } else if (key == "runAsNonRoot") {
+    if (v.IsFalse()) refuse(path, v, "the container would be allowed to run as root");
+  } else if (key == "add" && parent_key == "capabilities") {
+    if (is_set(v)) refuse(path, v, "added capabilities give the container privileges");
+  } else if (is_one_of(key, {"serviceAccountName", "serviceAccount"})) {
+    if (is_set(v)) refuse(path, v, "the job would act with that service account's rights");
+  } else if (key == "automountServiceAccountToken") {
+    if (v.IsTrue()) refuse(path, v, "the job would hold a service account token");
+  } else if (key == "type" && (parent_key == "seccompProfile" || parent_key == "appArmorProfile")) {
+    if (is_string(v, "Unconfined")) {
+      refuse(path, v, "an unconfined profile lifts the container's confinement");
+    }
+  } else if (key == "annotations") {
+    check_annotations(v, path);
   }
 }
 

@@ -36,7 +36,16 @@ namespace launch {
 //   - command overrides: `command` (except under a probe's or a lifecycle
 //     hook's `exec`, which runs inside the container), Docker's `entrypoint`
 //     / `Entrypoint` / `Cmd`, SageMaker's `ContainerEntrypoint`;
-//
+//   - a pod's escalations: `hostPort` (not 0), `allowPrivilegeEscalation`
+//     true, `runAsUser` / `runAsGroup` 0, `runAsNonRoot` false, added
+//     capabilities (`capabilities.add` not empty), `serviceAccountName` /
+//     `serviceAccount` set, `automountServiceAccountToken` true, a
+//     `seccompProfile` or `appArmorProfile` of `type: Unconfined`, and the
+//     older annotations that set those profiles to "unconfined"
+//     (`container.apparmor.security.beta.kubernetes.io/<c>`,
+//     `seccomp.security.alpha.kubernetes.io/pod`, ...), named
+//     `...annotations["<key>"]`;
+
 // Keys inside `env`, `labels` and `annotations` are data, not fields, and
 // are not checked. Then the same in the job's own `resource_args` (paths prefixed with
 // `resource_args.`), in case `config_json` was resolved without them; and,

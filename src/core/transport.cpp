@@ -25,6 +25,30 @@ FinishAndClaim Transport::finish_and_claim(const std::string& item_id,
   return out;
 }
 
+namespace {
+[[noreturn]] void no_records(const Transport& t) {
+  throw Error(Errc::unsupported,
+              fmt::format("transport {} keeps no records (accounts live on a launch server's "
+                          "own store)",
+                          t.uri()));
+}
+}  // namespace
+
+std::optional<std::string> Transport::get_record(const std::string&, const std::string&) {
+  no_records(*this);
+}
+bool Transport::insert_record(const std::string&, const std::string&, const std::string&) {
+  no_records(*this);
+}
+bool Transport::replace_record(const std::string&, const std::string&, const std::string&,
+                               const std::string&) {
+  no_records(*this);
+}
+bool Transport::delete_record(const std::string&, const std::string&) { no_records(*this); }
+std::vector<std::pair<std::string, std::string>> Transport::list_records(const std::string&) {
+  no_records(*this);
+}
+
 bool Transport::wait_for_work(std::chrono::milliseconds timeout) {
   int fd = notify_fd();
   if (fd < 0) {

@@ -25,6 +25,41 @@ class MemoryTransport final : public RecordTransport {
   }
   ~MemoryTransport() override { ::close(wake_fd_); }
 
+  std::optional<std::string> get_record(const std::string& kind,
+                                        const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = records_.find({kind, key});
+    if (it == records_.end()) return std::nullopt;
+    return it->second;
+  }
+  bool insert_record(const std::string& kind, const std::string& key,
+                     const std::string& value) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return records_.emplace(std::make_pair(kind, key), value).second;
+  }
+  bool replace_record(const std::string& kind, const std::string& key,
+                      const std::string& expected, const std::string& value) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = records_.find({kind, key});
+    if (it == records_.end() || it->second != expected) return false;
+    it->second = value;
+    return true;
+  }
+  bool delete_record(const std::string& kind, const std::string& key) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return records_.erase({kind, key}) > 0;
+  }
+  std::vector<std::pair<std::string, std::string>> list_records(
+      const std::string& kind) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto it = records_.lower_bound({kind, ""}); it != records_.end() && it->first.first == kind;
+         ++it) {
+      out.emplace_back(it->first.second, it->second);
+    }
+    return out;
+  }
+
   std::string uri() const override { return uri_; }
 
   void create_queue(const QueueDef& queue) override {
@@ -231,6 +266,7 @@ class MemoryTransport final : public RecordTransport {
   int wake_fd_ = -1;
   std::mutex mu_;
   std::map<QueueRef, QueueDef> queues_;
+  std::map<std::pair<std::string, std::string>, std::string> records_;  // (kind, key)
   std::map<std::int64_t, QueueItem> items_;
   std::map<QueueRef, std::set<Key>> pending_;
   std::map<std::string, AgentRecord> agents_;

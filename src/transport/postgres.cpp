@@ -70,6 +70,8 @@
 
 #include "builtins/factories.hpp"
 #include "util/json.hpp"
+#include "util/random.hpp"
+#include "util/sha256.hpp"
 #include "util/redact.hpp"
 #include "launch/error.hpp"
 #include "launch/log.hpp"
@@ -145,6 +147,14 @@ CREATE TABLE launch_pushes (
     // 2: pruning old push keys by age.
     R"sql(
 CREATE INDEX launch_pushes_at ON launch_pushes (at);
+)sql",
+    // 3: a launch server's records (Transport::*_record).
+    R"sql(
+CREATE TABLE launch_records (
+  kind text NOT NULL,
+  key text NOT NULL,
+  value text NOT NULL,
+  PRIMARY KEY (kind, key));
 )sql",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
@@ -277,6 +287,21 @@ const Statement kListAgents = {
     "list_agents",
     "SELECT id, host, pid, version, entity, queues, status, max_jobs, running_jobs, "
     "started_at, last_seen FROM launch_agents ORDER BY id"};
+
+const Statement kGetRecord = {
+    "get_record", "SELECT value FROM launch_records WHERE kind = $1 AND key = $2"};
+const Statement kInsertRecord = {
+    "insert_record",
+    "INSERT INTO launch_records (kind, key, value) VALUES ($1, $2, $3) "
+    "ON CONFLICT DO NOTHING RETURNING key"};
+const Statement kReplaceRecord = {
+    "replace_record",
+    "UPDATE launch_records SET value = $4 WHERE kind = $1 AND key = $2 AND value = $3 "
+    "RETURNING key"};
+const Statement kDeleteRecord = {
+    "delete_record", "DELETE FROM launch_records WHERE kind = $1 AND key = $2 RETURNING key"};
+const Statement kListRecords = {
+    "list_records", "SELECT key, value FROM launch_records WHERE kind = $1 ORDER BY key"};
 
 const Statement kCreateQueue = {
     "create_queue",
@@ -519,16 +544,7 @@ class Conn {
 
 // 128 random bits from the kernel for each token: a process-local
 // generator would repeat its sequence in every child of a fork.
-std::string random_token() {
-  std::uint64_t r[2];
-  std::size_t got = 0;
-  while (got < sizeof r) {
-    ssize_t n = ::getrandom(reinterpret_cast<char*>(r) + got, sizeof r - got, 0);
-    if (n < 0 && errno != EINTR) throw Error(Errc::io, "postgres: getrandom failed");
-    if (n > 0) got += static_cast<std::size_t>(n);
-  }
-  return fmt::format("{:016x}{:016x}", r[0], r[1]);
-}
+std::string random_token() { return hex(util::random_bytes(16)); }
 
 // A text[] literal: {"a","b"} with " and \ escaped.
 std::string text_array(const std::vector<std::string>& v) {
@@ -928,6 +944,61 @@ class PostgresTransport final : public RecordTransport {
                            a.entity.c_str(), queues.c_str(), to_string(a.status),
                            max_jobs.c_str(), running.c_str(), started.c_str(), seen.c_str()});
     });
+  }
+
+  // A retried write whose first attempt committed finds its own result:
+  // the record holding the value it wrote (insert, replace) or gone (delete).
+  std::optional<std::string> get_record(const std::string& kind,
+                                        const std::string& key) override {
+    std::optional<std::string> out;
+    with_retry("get_record", [&](Conn& c, bool) {
+      Result r = c.run(kGetRecord, {kind.c_str(), key.c_str()});
+      out.reset();
+      if (r.rows() == 1) out = r.text(0, 0);
+    });
+    return out;
+  }
+  bool insert_record(const std::string& kind, const std::string& key,
+                     const std::string& value) override {
+    bool done = false;
+    with_retry("insert_record", [&](Conn& c, bool retrying) {
+      done = c.run(kInsertRecord, {kind.c_str(), key.c_str(), value.c_str()}).rows() == 1;
+      if (!done && retrying) {
+        Result r = c.run(kGetRecord, {kind.c_str(), key.c_str()});
+        done = r.rows() == 1 && r.text(0, 0) == value;
+      }
+    });
+    return done;
+  }
+  bool replace_record(const std::string& kind, const std::string& key,
+                      const std::string& expected, const std::string& value) override {
+    bool done = false;
+    with_retry("replace_record", [&](Conn& c, bool retrying) {
+      done = c.run(kReplaceRecord, {kind.c_str(), key.c_str(), expected.c_str(), value.c_str()})
+                 .rows() == 1;
+      if (!done && retrying) {
+        Result r = c.run(kGetRecord, {kind.c_str(), key.c_str()});
+        done = r.rows() == 1 && r.text(0, 0) == value;
+      }
+    });
+    return done;
+  }
+  bool delete_record(const std::string& kind, const std::string& key) override {
+    bool done = false;
+    with_retry("delete_record", [&](Conn& c, bool retrying) {
+      done = c.run(kDeleteRecord, {kind.c_str(), key.c_str()}).rows() == 1 || retrying;
+    });
+    return done;
+  }
+  std::vector<std::pair<std::string, std::string>> list_records(
+      const std::string& kind) override {
+    std::vector<std::pair<std::string, std::string>> out;
+    with_retry("list_records", [&](Conn& c, bool) {
+      Result r = c.run(kListRecords, {kind.c_str()});
+      out.clear();
+      for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.text(i, 0), r.text(i, 1));
+    });
+    return out;
   }
 
   std::vector<AgentRecord> list_agents() override {

@@ -113,6 +113,13 @@ const char* const kMigrations[] = {
     "  started_at INTEGER NOT NULL,"
     "  last_seen INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+    // 1 -> 2: a launch server's records (Transport::*_record).
+    "CREATE TABLE records ("
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (kind, key)"
+    ") WITHOUT ROWID;",
 };
 constexpr int kSchemaVersion = static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
 
@@ -237,6 +244,16 @@ class SqliteTransport final : public RecordTransport {
 
   void upsert_agent(const AgentRecord& agent) override;
   std::vector<AgentRecord> list_agents() override;
+
+  std::optional<std::string> get_record(const std::string& kind,
+                                        const std::string& key) override;
+  bool insert_record(const std::string& kind, const std::string& key,
+                     const std::string& value) override;
+  bool replace_record(const std::string& kind, const std::string& key,
+                      const std::string& expected, const std::string& value) override;
+  bool delete_record(const std::string& kind, const std::string& key) override;
+  std::vector<std::pair<std::string, std::string>> list_records(
+      const std::string& kind) override;
 
   int notify_fd() override { return inotify_fd_; }
   void drain_notify() override;
@@ -910,6 +927,60 @@ void SqliteTransport::touch_agent(const std::string& agent_id, std::int64_t now)
   Txn txn(*this);
   stmt("UPDATE agents SET last_seen = ? WHERE id = ?").bind(1, now).bind(2, agent_id).run();
   txn.commit();
+}
+
+std::optional<std::string> SqliteTransport::get_record(const std::string& kind,
+                                                       const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto s = stmt("SELECT value FROM records WHERE kind = ? AND key = ?");
+  s.bind(1, kind).bind(2, key);
+  if (!s.step()) return std::nullopt;
+  return s.text(0);
+}
+
+bool SqliteTransport::insert_record(const std::string& kind, const std::string& key,
+                                    const std::string& value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  auto s = stmt("INSERT INTO records (kind, key, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING");
+  s.bind(1, kind).bind(2, key).bind(3, value);
+  s.run();
+  bool inserted = sqlite3_changes(db_) == 1;
+  txn.commit();
+  return inserted;
+}
+
+bool SqliteTransport::replace_record(const std::string& kind, const std::string& key,
+                                     const std::string& expected, const std::string& value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  auto s = stmt("UPDATE records SET value = ? WHERE kind = ? AND key = ? AND value = ?");
+  s.bind(1, value).bind(2, kind).bind(3, key).bind(4, expected);
+  s.run();
+  bool replaced = sqlite3_changes(db_) == 1;
+  txn.commit();
+  return replaced;
+}
+
+bool SqliteTransport::delete_record(const std::string& kind, const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Txn txn(*this);
+  auto s = stmt("DELETE FROM records WHERE kind = ? AND key = ?");
+  s.bind(1, kind).bind(2, key);
+  s.run();
+  bool deleted = sqlite3_changes(db_) == 1;
+  txn.commit();
+  return deleted;
+}
+
+std::vector<std::pair<std::string, std::string>> SqliteTransport::list_records(
+    const std::string& kind) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto s = stmt("SELECT key, value FROM records WHERE kind = ? ORDER BY key");
+  s.bind(1, kind);
+  std::vector<std::pair<std::string, std::string>> out;
+  while (s.step()) out.emplace_back(s.text(0), s.text(1));
+  return out;
 }
 
 void SqliteTransport::upsert_agent(const AgentRecord& agent) {

@@ -43,6 +43,26 @@ constexpr std::size_t kSageMakerMaxImage = 255;
 // that floods its log cannot hold the agent's worker.
 constexpr int kCloudWatchMaxPagesPerPoll = 50;
 
+// The longest start timeout a kubernetes queue may set
+// (startTimeoutSeconds): a week.
+constexpr int kKubeMaxStartTimeoutSeconds = 7 * 24 * 3600;
+// Google Cloud's limits on a label (keys and values: at most 63
+// characters, lowercase letters, digits, '-' and '_') and on a Vertex
+// CustomJob's display_name (128 UTF-8 characters).
+constexpr std::size_t kGcpMaxLabel = 63;
+constexpr std::size_t kVertexMaxDisplayName = 128;
+// How many pages of a job's Cloud Logging entries one poll copies at most
+// (entries:list pages of kCloudLoggingPageSize).
+constexpr int kCloudLoggingMaxPagesPerPoll = 20;
+constexpr int kCloudLoggingPageSize = 1000;
+// Cloud Logging shows an entry seconds after it is written: once a Vertex
+// job has ended, its log is read every kVertexLogDrainPollMs until no new
+// line came for kVertexLogQuietMs (at most kVertexLogDrainMaxMs), then the
+// run ends.
+constexpr long kVertexLogDrainPollMs = 1000;
+constexpr long kVertexLogQuietMs = 3000;
+constexpr long kVertexLogDrainMaxMs = 30000;
+
 }  // namespace limits
 }  // namespace launch
 

@@ -80,11 +80,14 @@ struct ServerFixture : Fixture {
     store_uri = "sqlite://" + dir.path() + "/launch.db";
     server = std::make_unique<launch_test::LaunchServer>(store_uri, tls ? &test_ca() : nullptr);
     uri = server->transport_uri();
+    // The server admin's key, for this process and the workers it starts.
+    ::setenv("LAUNCH_API_KEY", server->admin_key().c_str(), 1);
     transport = launch::open_transport(uri);
   }
   ~ServerFixture() override {
     transport.reset();
     server.reset();
+    ::unsetenv("LAUNCH_API_KEY");
   }
 };
 #endif

@@ -170,7 +170,7 @@ TEST_CASE("sqlite: processes opening a new file at once migrate it once") {
   std::vector<pid_t> pids;
   for (int i = 0; i < 6; ++i) pids.push_back(conformance::spawn_worker({"open", "sqlite://" + path}));
   CHECK(conformance::wait_all(pids, std::chrono::seconds(60)) == std::vector<int>(6, 0));
-  CHECK(query(path, "PRAGMA user_version") == "1\n");
+  CHECK(query(path, "PRAGMA user_version") == "2\n");
   CHECK(query(path, "SELECT count(*) FROM sqlite_master WHERE name = 'items'") == "1\n");
   auto t = open_transport("sqlite://" + path);
   t->create_queue(conformance::make_queue("after"));

@@ -1,7 +1,9 @@
 // The kubernetes runner under a real Agent on the test API server: an item
 // pushed with a template value runs as a Job to its end, its pod's log in the
 // item's stdout.log; a failing container fails the item with its exit code
-// and reason; a cancel deletes the Job.
+// and reason; a cancel deletes the Job; an evicted pod puts the item back
+// (resume_count + 1, the same run id); a pod that cannot start warns on the
+// item and fails it after the queue's start timeout.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -31,7 +33,12 @@ struct Harness {
   std::shared_ptr<Transport> t = open_transport("memory://");
   std::unique_ptr<Agent> agent;
 
-  explicit Harness(const std::string& builder = "test-prebuilt") {
+  static constexpr const char* kConfig = R"({"apiVersion": "batch/v1", "kind": "Job",
+      "spec": {"template": {"spec": {"containers": [{"name": "train",
+        "env": [{"name": "GREETING", "value": "{{greeting}}"}]}]}}}})";
+
+  explicit Harness(const std::string& builder = "test-prebuilt", const std::string& config = kConfig,
+                   const std::map<std::string, TemplateVariable>& vars = {}) {
     std::ofstream(kubeconfig) << kube_test::Server::get().kubeconfig();
     register_builder("test-prebuilt", [](const BuilderConfig&) {
       return std::make_unique<PrebuiltBuilder>();
@@ -40,13 +47,12 @@ struct Harness {
     q.entity = "ml";
     q.name = "k8s";
     q.resource = "kubernetes";
-    q.config = R"({"apiVersion": "batch/v1", "kind": "Job",
-      "spec": {"template": {"spec": {"containers": [{"name": "train",
-        "env": [{"name": "GREETING", "value": "{{greeting}}"}]}]}}}})";
+    q.config = config;
     TemplateVariable var;
     var.type = VarType::string;
     var.default_value = "hi";
     q.template_variables["greeting"] = var;
+    for (const auto& [name, v] : vars) q.template_variables[name] = v;
     t->create_queue(q);
     AgentConfig c;
     c.entity = "ml";
@@ -152,3 +158,47 @@ TEST_CASE("agent: the noop builder hands a kubernetes job its image as is (the c
   CHECK(found);
 }
 #endif
+
+TEST_CASE("agent: an evicted kubernetes pod requeues the item, and its rerun finishes") {
+  Harness h;
+  // The first run (LAUNCH_RESUME_COUNT 0) is evicted; the rerun goes on.
+  std::string id = h.push("echo run $LAUNCH_RESUME_COUNT; evict-if $LAUNCH_RESUME_COUNT 0; echo done");
+  std::string run_id = h.t->get(id).run_id;
+  QueueItem item = h.wait_end(id);
+  CHECK_MESSAGE(to_string(item.state) == std::string("finished"),
+                (item.error ? item.error->message : std::string()));
+  CHECK(item.resume_count == 1);
+  CHECK(item.run_id == run_id);
+  bool resumed = false;
+  for (const auto& w : item.warnings) resumed = resumed || w.find("preempted; resuming") == 0;
+  CHECK(resumed);
+  std::string log = h.log_of(id);
+  CHECK_MESSAGE(log.find("run 0\n") != std::string::npos, log);
+  CHECK_MESSAGE(log.find("run 1\ndone\n") != std::string::npos, log);
+  // The evicted run's Job was deleted: one Job of the run is left.
+  auto state = kube_test::Server::get().state();
+  int jobs = 0;
+  for (const auto& j : state["jobs"].GetObject()) jobs += run_label(j.value) == item.run_id;
+  CHECK(jobs == 1);
+}
+
+TEST_CASE("agent: an unschedulable kubernetes pod warns on the item, which fails after the start timeout") {
+  TemplateVariable start;
+  start.type = VarType::integer;
+  start.minimum = 1;
+  start.default_value = "2";
+  Harness h("test-prebuilt", R"({"startTimeoutSeconds": "{{start}}",
+    "spec": {"template": {"metadata": {"annotations": {"launch-test/unschedulable": "1"}}}}})",
+            {{"start", start}});
+  std::string id = h.push("echo never");
+  QueueItem item = h.wait_end(id);
+  CHECK(to_string(item.state) == std::string("failed"));
+  REQUIRE(item.error.has_value());
+  CHECK(to_string(item.error->stage) == std::string("run"));
+  CHECK_MESSAGE(item.error->message.find("did not start within 2 s: Unschedulable") !=
+                    std::string::npos,
+                item.error->message);
+  int unschedulable = 0;
+  for (const auto& w : item.warnings) unschedulable += w.find("Unschedulable: 0/3 nodes") != std::string::npos;
+  CHECK(unschedulable == 1);
+}

@@ -6,9 +6,9 @@ that launch's kubernetes runner, and the real kubectl, work against it.
     every API request needs a bearer token the server knows (argv, or added
     with /_test/tokens) or that client certificate; else 401.
   - Discovery: /version, /api, /api/v1, /apis, /apis/batch/v1.
-  - batch/v1 Jobs, v1 Pods, v1 Secrets: create (generateName), get, list and
-    watch (labelSelector: k, !k, k=v, k==v, k!=v; fieldSelector
-    metadata.name/metadata.namespace), delete (propagationPolicy Foreground,
+  - batch/v1 Jobs, v1 Pods, v1 Secrets, v1 Events: create (generateName),
+    get, list and watch (labelSelector: k, !k, k=v, k==v, k!=v; fieldSelector
+    on any dotted field, e.g. metadata.name or involvedObject.kind), delete (propagationPolicy Foreground,
     Background, Orphan). Watch is a chunked stream of JSON lines from a
     resourceVersion, with bookmarks when asked for
     (allowWatchBookmarks), and an ERROR event with a 410 Status ("too old
@@ -27,12 +27,29 @@ that launch's kubernetes runner, and the real kubectl, work against it.
     way: a command ["sh", "-c", SCRIPT] (or "/bin/sh") runs SCRIPT's
     statements, split on ';' and newlines: `echo WORDS` (with $VAR and ${VAR}
     from the container's env) writes a log line, `sleep SECONDS` waits,
-    `exit N` ends it with N; anything else fails with 127, as sh would. Any
-    other command writes "run: ARGV" and exits 0.
+    `exit N` ends it with N, `evict-if A B` (after expansion) evicts the pod
+    when A equals B: it fails with a DisruptionTarget condition (reason
+    EvictionByEvictionAPI), as `kubectl drain` leaves it; anything else fails
+    with 127, as sh would. Any other command writes "run: ARGV" and exits 0.
+  - What keeps a pod from starting, each with the pod status and the Events
+    the real kubelet and scheduler give:
+      - a pod template annotation `launch-test/unschedulable` (any value):
+        PodScheduled False, reason Unschedulable, and a FailedScheduling
+        event; the pod stays Pending;
+      - an image whose name contains `no-such-image`: its container waits
+        with ErrImagePull, then ImagePullBackOff (events Failed, BackOff);
+        the pod stays Pending;
+      - restartPolicy OnFailure and a script that exits non-zero: the
+        container waits with CrashLoopBackOff (restartCount + 1, a BackOff
+        event) and runs again, until the Job's backoffLimit is spent.
+    The container env's `valueFrom.secretKeyRef` is read from the Secret
+    (a missing Secret or key keeps the container waiting with
+    CreateContainerConfigError, as the kubelet does).
 
 Usage: server.py DIR TOKEN[,TOKEN...]; prints {"port": N} once serving and
 serves until stdin closes. /_test/state says what it saw.
 """
+import base64
 import datetime
 import http.server
 import json
@@ -58,14 +75,14 @@ STATE = {
     "rv": 1,
     "compacted": 0,       # events at or below this resourceVersion are gone
     "history": [],        # (rv, resource, type, object)
-    "objects": {"jobs": {}, "pods": {}, "secrets": {}},  # (ns, name) -> object
+    "objects": {"jobs": {}, "pods": {}, "secrets": {}, "events": {}},  # (ns, name) -> object
     "logs": {},           # (ns, pod) -> [lines]
     "tokens": set(),
     "watch_generation": 0,
     "bookmark_seconds": 1.0,
     "requests": [],       # "METHOD path?query"
     "deletes": [],        # {"resource", "name", "propagationPolicy"}
-    "watches": {"jobs": 0, "pods": 0, "secrets": 0},
+    "watches": {"jobs": 0, "pods": 0, "secrets": 0, "events": 0},
     "rejected": [],       # what validation refused
     "kills": set(),       # (ns, pod) whose simulation must stop
 }
@@ -74,6 +91,7 @@ RESOURCES = {
     "jobs": {"group": "batch", "version": "v1", "kind": "Job", "list": "JobList"},
     "pods": {"group": "", "version": "v1", "kind": "Pod", "list": "PodList"},
     "secrets": {"group": "", "version": "v1", "kind": "Secret", "list": "SecretList"},
+    "events": {"group": "", "version": "v1", "kind": "Event", "list": "EventList"},
 }
 
 
@@ -214,6 +232,13 @@ def check_secret(obj):
         for k, v in (obj.get(key) or {}).items():
             if not isinstance(v, str):
                 errors.append("%s.%s: expected string" % (key, k))
+            if not re.match(r"^[-._a-zA-Z0-9]+$", k):
+                errors.append("%s.%s: Invalid value: a valid config key must consist of "
+                              "alphanumeric characters, '-', '_' or '.'" % (key, k))
+    for i, ref in enumerate((obj.get("metadata") or {}).get("ownerReferences") or []):
+        for f in ("apiVersion", "kind", "name", "uid"):
+            if not isinstance(ref.get(f), str) or not ref.get(f):
+                errors.append("metadata.ownerReferences[%d].%s: Required value" % (i, f))
     if errors:
         STATE["rejected"].append(errors)
         raise ApiError(400, "BadRequest", "strict decoding error: " + ", ".join(errors))
@@ -248,6 +273,12 @@ def remove(resource, ns, name):
     record(resource, "DELETED", obj)
     if resource == "pods":
         STATE["kills"].add((ns, name))
+    # The garbage collector: what the removed object owns goes with it.
+    uid = obj["metadata"].get("uid")
+    for res in ("secrets",):
+        for key, o in list(STATE["objects"][res].items()):
+            if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or []):
+                remove(res, *key)
     return obj
 
 
@@ -327,10 +358,12 @@ def field_match(obj, selector):
     if not selector:
         return True
     for term in selector.split(","):
-        k, v = re.split("==?", term, 1)
-        if k == "metadata.name" and obj["metadata"]["name"] != v:
-            return False
-        if k == "metadata.namespace" and obj["metadata"]["namespace"] != v:
+        negate = "!=" in term
+        k, v = term.split("!=", 1) if negate else re.split("==?", term, 1)
+        x = obj
+        for part in k.split("."):
+            x = x.get(part) if isinstance(x, dict) else None
+        if (str(x) if x is not None else "") == v if negate else (str(x) if x is not None else "") != v:
             return False
     return True
 
@@ -373,6 +406,9 @@ def run_script(argv, env, log):
                     return None
             elif words[0] == "exit":
                 return int(words[1]) if len(words) > 1 else 0
+            elif words[0] == "evict-if":
+                if len(words) == 3 and words[1] == words[2]:
+                    return "evicted"
             elif words[0] == "true":
                 pass
             else:
@@ -404,7 +440,8 @@ def controller(ns, name):
             return
         spec = json.loads(json.dumps(job["spec"]))
         uid = job["metadata"]["uid"]
-    tries = spec.get("backoffLimit", 6) + 1
+    # With OnFailure the pod's container restarts in place (run_pod) instead.
+    tries = 1 if spec["template"]["spec"].get("restartPolicy") == "OnFailure" else spec.get("backoffLimit", 6) + 1
     failed = 0
     for attempt in range(tries):
         code, reason = run_pod(ns, name, uid, spec)
@@ -450,21 +487,81 @@ def controller(ns, name):
             delete_job(ns, name, "Background")
 
 
+def add_event(ns, pod, reason, message, component="kubelet", typ="Warning"):
+    """An Event involving `pod` (LOCK held), as the kubelet or scheduler records it."""
+    md = pod["metadata"]
+    ev = {"apiVersion": "v1", "kind": "Event",
+          "metadata": {"name": "%s.%x" % (md["name"], random.getrandbits(48)), "namespace": ns,
+                       "uid": str(uuid.uuid4()), "creationTimestamp": now_iso()},
+          "involvedObject": {"kind": "Pod", "namespace": ns, "name": md["name"], "uid": md["uid"],
+                             "apiVersion": "v1"},
+          "reason": reason, "message": message, "type": typ, "count": 1,
+          "firstTimestamp": now_iso(), "lastTimestamp": now_iso(),
+          "source": {"component": component}}
+    put("events", ev, "ADDED")
+
+
+def update_pod(ns, pod_name, fn):
+    """Applies fn to the stored pod (LOCK held); False when it is gone."""
+    p = STATE["objects"]["pods"].get((ns, pod_name))
+    if p is None:
+        return None
+    fn(p)
+    put("pods", p, "MODIFIED")
+    return p
+
+
+def wait_forever():
+    """A pod that cannot go on waits until it is deleted."""
+    while not yield_sleep(0.5):
+        pass
+
+
+def container_env(ns, container):
+    """The container's env, secretKeyRef read from its Secret; (env, error)."""
+    env = {}
+    for e in container.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref is None:
+            env[e["name"]] = e.get("value", "")
+            continue
+        secret = STATE["objects"]["secrets"].get((ns, ref.get("name")))
+        if secret is None:
+            return None, 'secret "%s" not found' % ref.get("name")
+        data = secret.get("data") or {}
+        if ref.get("key") in data:
+            env[e["name"]] = base64.b64decode(data[ref["key"]]).decode()
+        elif ref.get("key") in (secret.get("stringData") or {}):
+            env[e["name"]] = secret["stringData"][ref["key"]]
+        else:
+            return None, "couldn't find key %s in Secret %s/%s" % (ref.get("key"), ns, ref.get("name"))
+    return env, None
+
+
+def set_waiting(reason, message):
+    def fn(p):
+        for cs in p["status"]["containerStatuses"][:1]:
+            cs["ready"] = False
+            cs["state"] = {"waiting": {"reason": reason, "message": message}}
+    return fn
+
+
 def run_pod(ns, job_name, uid, spec):
     tmpl = spec["template"]
     pod_spec = json.loads(json.dumps(tmpl["spec"]))
     containers = pod_spec["containers"]
+    annotations = dict((tmpl.get("metadata") or {}).get("annotations") or {})
     with LOCK:
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": job_name + "-" + suffix(), "namespace": ns, "uid": str(uuid.uuid4()),
                             "labels": dict((tmpl.get("metadata") or {}).get("labels") or {}),
-                            "annotations": dict((tmpl.get("metadata") or {}).get("annotations") or {}),
+                            "annotations": annotations,
                             "creationTimestamp": now_iso(),
                             "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job_name,
                                                  "uid": uid, "controller": True,
                                                  "blockOwnerDeletion": True}]},
                "spec": pod_spec,
-               "status": {"phase": "Pending",
+               "status": {"phase": "Pending", "conditions": [],
                           "containerStatuses": [{"name": c["name"], "image": c["image"], "ready": False,
                                                  "restartCount": 0,
                                                  "state": {"waiting": {"reason": "ContainerCreating"}}}
@@ -474,20 +571,46 @@ def run_pod(ns, job_name, uid, spec):
         STATE["logs"][(ns, pod_name)] = []
         set_job(ns, job_name, lambda j: j["status"].update({"active": 1, "startTime": now_iso()}))
     KILLED.key = (ns, pod_name)
+    if "launch-test/unschedulable" in annotations:
+        msg = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available"
+        with LOCK:
+            p = update_pod(ns, pod_name, lambda p: p["status"]["conditions"].append(
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg,
+                 "lastTransitionTime": now_iso()}))
+            if p is not None:
+                add_event(ns, p, "FailedScheduling", msg, "default-scheduler")
+        wait_forever()
+        return None, None
     if yield_sleep(0.05):
         return None, None
-    with LOCK:
-        p = STATE["objects"]["pods"].get((ns, pod_name))
-        if p is None:
+    bad = [c["image"] for c in containers if "no-such-image" in c["image"]]
+    if bad:
+        with LOCK:
+            p = update_pod(ns, pod_name, set_waiting(
+                "ErrImagePull", 'rpc error: code = NotFound desc = failed to pull and unpack image '
+                '"%s": not found' % bad[0]))
+            if p is not None:
+                add_event(ns, p, "Failed", 'Failed to pull image "%s": not found' % bad[0])
+        if yield_sleep(0.2):
             return None, None
-        p["status"]["phase"] = "Running"
-        p["status"]["startTime"] = now_iso()
-        for cs in p["status"]["containerStatuses"]:
-            cs["state"] = {"running": {"startedAt": now_iso()}}
-            cs["ready"] = True
-        put("pods", p, "MODIFIED")
+        with LOCK:
+            p = update_pod(ns, pod_name, set_waiting("ImagePullBackOff",
+                                                     'Back-off pulling image "%s"' % bad[0]))
+            if p is not None:
+                add_event(ns, p, "BackOff", 'Back-off pulling image "%s"' % bad[0])
+        wait_forever()
+        return None, None
     first = containers[0]
-    env = {e["name"]: e.get("value", "") for e in first.get("env") or []}
+    while True:
+        with LOCK:
+            env, error = container_env(ns, first)
+            if error is not None and update_pod(ns, pod_name, set_waiting(
+                    "CreateContainerConfigError", error)) is None:
+                return None, None
+        if error is None:
+            break
+        if yield_sleep(0.1):
+            return None, None
     argv = (first.get("command") or []) + (first.get("args") or [])
 
     def log(line):
@@ -496,19 +619,58 @@ def run_pod(ns, job_name, uid, spec):
             if lines is not None:
                 lines.append(line)
                 LOCK.notify_all()
-    code = run_script(argv, env, log) if argv else 0
-    if code is None:
-        return None, None
-    with LOCK:
-        p = STATE["objects"]["pods"].get((ns, pod_name))
-        if p is None:
-            return None, None
-        p["status"]["phase"] = "Succeeded" if code == 0 else "Failed"
+
+    def running(p):
+        p["status"]["phase"] = "Running"
+        p["status"]["startTime"] = p["status"].get("startTime") or now_iso()
         for cs in p["status"]["containerStatuses"]:
-            cs["ready"] = False
-            cs["state"] = {"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
-                                          "startedAt": now_iso(), "finishedAt": now_iso()}}
-        put("pods", p, "MODIFIED")
+            cs["state"] = {"running": {"startedAt": now_iso()}}
+            cs["ready"] = True
+    restarts = 0
+    while True:
+        with LOCK:
+            if update_pod(ns, pod_name, running) is None:
+                return None, None
+        code = run_script(argv, env, log) if argv else 0
+        if code is None:
+            return None, None
+        if (code == "evicted" or code == 0 or pod_spec.get("restartPolicy") != "OnFailure" or
+                restarts >= spec.get("backoffLimit", 6)):
+            break
+        restarts += 1
+        with LOCK:
+            def crashed(p):
+                set_waiting("CrashLoopBackOff", "back-off 10s restarting failed container=%s pod=%s"
+                            % (first["name"], pod_name))(p)
+                p["status"]["containerStatuses"][0]["restartCount"] = restarts
+                p["status"]["containerStatuses"][0]["lastState"] = {
+                    "terminated": {"exitCode": code, "reason": "Error", "finishedAt": now_iso()}}
+            p = update_pod(ns, pod_name, crashed)
+            if p is None:
+                return None, None
+            add_event(ns, p, "BackOff", "Back-off restarting failed container %s in pod %s"
+                      % (first["name"], pod_name))
+        if yield_sleep(0.3):
+            return None, None
+    evicted = code == "evicted"
+    if evicted:
+        code = 137
+    with LOCK:
+        def ended(p):
+            p["status"]["phase"] = "Succeeded" if code == 0 else "Failed"
+            if evicted:
+                p["status"]["reason"] = "Evicted"
+                p["status"]["message"] = "Eviction API: evicting"
+                p["status"]["conditions"].append(
+                    {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                     "message": "Eviction API: evicting", "lastTransitionTime": now_iso()})
+            for cs in p["status"]["containerStatuses"]:
+                cs["ready"] = False
+                cs["state"] = {"terminated": {"exitCode": code,
+                                              "reason": "Completed" if code == 0 else "Error",
+                                              "startedAt": now_iso(), "finishedAt": now_iso()}}
+        if update_pod(ns, pod_name, ended) is None:
+            return None, None
     return code, None
 
 
@@ -544,7 +706,7 @@ def delete_job(ns, name, policy):
 
 # ---- HTTP --------------------------------------------------------------------
 
-PATH = re.compile(r"^/(api/v1|apis/batch/v1)(?:/namespaces/([^/]+))?/(jobs|pods|secrets)(?:/([^/]+))?(?:/(log))?$")
+PATH = re.compile(r"^/(api/v1|apis/batch/v1)(?:/namespaces/([^/]+))?/(jobs|pods|secrets|events)(?:/([^/]+))?(?:/(log))?$")
 
 
 def discovery(path, port):
@@ -567,7 +729,9 @@ def discovery(path, port):
              "shortNames": ["po"]},
             {"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
             {"name": "secrets", "singularName": "secret", "namespaced": True, "kind": "Secret",
-             "verbs": verbs}]}
+             "verbs": verbs},
+            {"name": "events", "singularName": "event", "namespaced": True, "kind": "Event",
+             "verbs": verbs, "shortNames": ["ev"]}]}
     if path == "/apis/batch/v1":
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "batch/v1", "resources": [
             {"name": "jobs", "singularName": "job", "namespaced": True, "kind": "Job", "verbs": verbs,
@@ -740,6 +904,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     while True:
                         if STATE["watch_generation"] != generation:
                             # A dropped connection: no terminating chunk.
+                            self.close_connection = True
                             self.connection.shutdown(2)
                             return
                         if since < STATE["compacted"]:
@@ -810,6 +975,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "watches": STATE["watches"], "rejected": STATE["rejected"],
                     "jobs": {n: o for (ns, n), o in STATE["objects"]["jobs"].items()},
                     "pods": {n: o for (ns, n), o in STATE["objects"]["pods"].items()},
+                    "secrets": {n: o for (ns, n), o in STATE["objects"]["secrets"].items()},
                     "rv": STATE["rv"]})
             if path == "/_test/tokens":
                 STATE["tokens"].update(body.get("add", []))

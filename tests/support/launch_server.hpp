@@ -57,10 +57,38 @@ class TestCa {
 class LaunchServer {
  public:
   // Serves `store_uri`; over HTTPS with `ca`'s server certificate when given.
-  explicit LaunchServer(std::string store_uri, const TestCa* ca = nullptr)
+  // Unless `init` is false, the store gets its first user first (`launch-server
+  // init --admin admin --team team`), whose key admin_key() holds.
+  explicit LaunchServer(std::string store_uri, const TestCa* ca = nullptr, bool init = true)
       : store_uri_(std::move(store_uri)), ca_(ca), dir_("launch-test-server") {
+    if (init) admin_key_ = init_store(store_uri_, "admin", "team");
     start("127.0.0.1:0");
   }
+
+  // `launch-server init` on `store_uri`: the key it printed.
+  static std::string init_store(const std::string& store_uri, const std::string& admin,
+                                const std::string& team) {
+    TempDir dir("launch-test-init");
+    std::vector<std::string> argv = {LAUNCH_SERVER_BINARY, "init", "--store", store_uri,
+                                     "--admin", admin};
+    if (!team.empty()) argv.insert(argv.end(), {"--team", team});
+    Child init(argv, {}, dir.path() + "/out", dir.path() + "/err");
+    int rc = init.wait();
+    std::ifstream in(dir.path() + "/out");
+    std::string line, key;
+    while (std::getline(in, line)) {
+      if (line.rfind("key: ", 0) == 0) key = line.substr(5);
+    }
+    if (rc != 0 || key.empty()) {
+      std::ifstream err(dir.path() + "/err");
+      std::stringstream text;
+      text << err.rdbuf();
+      throw std::runtime_error("launch-server init failed: " + text.str());
+    }
+    return key;
+  }
+
+  const std::string& admin_key() const { return admin_key_; }
 
   // The URL of the server ("http://127.0.0.1:PORT"), and the transport URI
   // for it (with ?ca= for HTTPS).
@@ -132,6 +160,7 @@ class LaunchServer {
   TempDir dir_;
   std::unique_ptr<Child> child_;
   std::string url_;
+  std::string admin_key_;
 };
 
 }  // namespace launch_test

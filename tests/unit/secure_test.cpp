@@ -130,6 +130,52 @@ TEST_CASE("command overrides are refused; probe commands are not overrides") {
   CHECK(has(m, "secure_mode: workerPoolSpecs[0].containerSpec.command is not allowed"));
 }
 
+TEST_CASE("a pod's escalations are refused, each by its path") {
+  const std::string c0 = "secure_mode: spec.template.spec.containers[0].";
+  CHECK(has(refused(k8s_job("", R"("ports":[{"containerPort":80,"hostPort":8080}])")),
+            c0 + "ports[0].hostPort is not allowed (8080: a hostPort binds a port of the node)"));
+  CHECK(has(refused(k8s_job("", R"("securityContext":{"allowPrivilegeEscalation":true})")),
+            c0 + "securityContext.allowPrivilegeEscalation is not allowed (true"));
+  CHECK(has(refused(k8s_job("", R"("securityContext":{"runAsUser":0})")),
+            c0 + "securityContext.runAsUser is not allowed (0: the container would run as root)"));
+  CHECK(has(refused(k8s_job(R"("securityContext":{"runAsGroup":0})")),
+            "secure_mode: spec.template.spec.securityContext.runAsGroup is not allowed (0"));
+  CHECK(has(refused(k8s_job("", R"("securityContext":{"runAsNonRoot":false})")),
+            c0 + "securityContext.runAsNonRoot is not allowed (false"));
+  CHECK(has(refused(k8s_job("", R"("securityContext":{"capabilities":{"add":["SYS_ADMIN"]}})")),
+            c0 + "securityContext.capabilities.add is not allowed ([\"SYS_ADMIN\"]"));
+  CHECK(has(refused(k8s_job(R"("serviceAccountName":"cluster-admin")")),
+            "secure_mode: spec.template.spec.serviceAccountName is not allowed (\"cluster-admin\""));
+  CHECK(has(refused(k8s_job(R"("serviceAccount":"admin")")),
+            "secure_mode: spec.template.spec.serviceAccount is not allowed"));
+  CHECK(has(refused(k8s_job(R"("automountServiceAccountToken":true)")),
+            "secure_mode: spec.template.spec.automountServiceAccountToken is not allowed (true"));
+  CHECK(has(refused(k8s_job(R"("securityContext":{"seccompProfile":{"type":"Unconfined"}})")),
+            "secure_mode: spec.template.spec.securityContext.seccompProfile.type is not allowed "
+            "(\"Unconfined\""));
+  CHECK(has(refused(k8s_job("", R"("securityContext":{"appArmorProfile":{"type":"Unconfined"}})")),
+            c0 + "securityContext.appArmorProfile.type is not allowed (\"Unconfined\""));
+  std::string m = refused(
+      R"({"spec":{"template":{"metadata":{"annotations":{)"
+      R"("container.apparmor.security.beta.kubernetes.io/main":"unconfined"}}}}})");
+  CHECK_MESSAGE(has(m, "secure_mode: spec.template.metadata.annotations[\"container.apparmor."
+                       "security.beta.kubernetes.io/main\"] is not allowed"),
+                m);
+  CHECK(has(refused(R"({"metadata":{"annotations":{"seccomp.security.alpha.kubernetes.io/pod":)"
+                    R"("unconfined"}}})"),
+            "secure_mode: metadata.annotations[\"seccomp.security.alpha.kubernetes.io/pod\"]"));
+  // Their safe settings pass.
+  allowed(k8s_job(R"("automountServiceAccountToken":false,)"
+                  R"("securityContext":{"runAsUser":1000,"seccompProfile":{"type":"RuntimeDefault"}})",
+                  R"("ports":[{"containerPort":80,"hostPort":0}],)"
+                  R"("securityContext":{"allowPrivilegeEscalation":false,"runAsNonRoot":true,)"
+                  R"("capabilities":{"drop":["ALL"],"add":[]},)"
+                  R"("appArmorProfile":{"type":"RuntimeDefault"}})"));
+  allowed(R"({"metadata":{"annotations":{)"
+          R"("container.apparmor.security.beta.kubernetes.io/main":"runtime/default",)"
+          R"("type":"Unconfined"}}})");
+}
+
 TEST_CASE("the whole tree is walked: custom objects") {
   std::string m = refused(
       R"({"apiVersion":"ray.io/v1","kind":"RayJob","spec":{"rayClusterSpec":{"workerGroupSpecs":)"
