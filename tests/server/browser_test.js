@@ -174,6 +174,8 @@ async function shot(page, name) {
 }
 
 async function main() {
+  // Only this run's screenshots and logs are left there.
+  fs.rmSync(opt.artifacts, { recursive: true, force: true });
   fs.mkdirSync(opt.artifacts, { recursive: true });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'launch-browser-'));
   const home = path.join(tmp, 'home');
@@ -183,26 +185,20 @@ async function main() {
   const env = { ...process.env, LAUNCH_HOME: home, HOME: tmp, LAUNCH_QUEUE_URI: store };
   delete env.LAUNCH_API_KEY;
 
-  // ---- The API key: the one spot that knows about accounts. ----
-  // A server with accounts has `launch-server init`, which makes the store,
-  // an admin and a team, and prints the admin's key once ("key: KEY").
-  // A server without accounts takes any key (and has no /me): the app then
-  // asks for the entity as text.
-  const help = await run(opt.server, ['--help'], env);
-  const accounts = /\binit\b/.test(help.stdout);
-  let key = 'no-accounts-key';
-  let entity = 'alice';
+  // ---- The API key: the one spot that makes and hands out keys. ----
+  // `launch-server init` makes the store's first user (a server admin) and
+  // a team, and prints the admin's key once ("key: KEY"). The browser signs
+  // in with it; the agent and the CLI get it as LAUNCH_API_KEY.
+  const admin = 'alice';
   const team = 'ml';
-  if (accounts) {
-    const init = await run(opt.server, ['init', '--store', store, '--admin', entity, '--team', team], env);
-    check(init.code === 0, `launch-server init exits 0 (got ${init.code}: ${init.stderr})`);
-    const m = /^key: (\S+)$/m.exec(init.stdout);
-    check(m !== null, `launch-server init prints "key: KEY" (printed ${JSON.stringify(init.stdout)})`);
-    key = m[1];
-    entity = team;  // the queue is the team's: a shared one
-  }
-  log(accounts ? 'the server has accounts: signing in with the key of init' : 'the server has no accounts');
-  const agentEnv = accounts ? { ...env, LAUNCH_API_KEY: key } : env;
+  const init = await run(opt.server, ['init', '--store', store, '--admin', admin, '--team', team], env);
+  check(init.code === 0, `launch-server init exits 0 (got ${init.code}: ${init.stderr})`);
+  const keyLine = /^key: (\S+)$/m.exec(init.stdout);
+  check(keyLine !== null, `launch-server init prints "key: KEY" (printed ${JSON.stringify(init.stdout)})`);
+  const key = keyLine[1];
+  const agentEnv = { ...env, LAUNCH_API_KEY: key };
+  // The queue is the team's: a shared one.
+  const entity = team;
   // ---- end of the key spot ----
 
   const first = await start(opt.server, ['--store', store, '--listen', '127.0.0.1:0'], env,
@@ -265,7 +261,7 @@ async function main() {
   await step('sign in', async () => {
     const input = page.getByLabel('API key');
     check(await input.evaluate((el) => el === document.activeElement), 'the key field has the focus');
-    if (accounts) {
+    {
       await input.fill('not-a-key');
       await page.getByRole('button', { name: 'Sign in' }).click();
       const err = page.locator('#api-key-error');
@@ -278,6 +274,8 @@ async function main() {
     await page.getByRole('heading', { level: 1, name: 'Queues' }).waitFor();
     check(await page.evaluate(() => sessionStorage.getItem('launch.apiKey')) === key, 'the key is kept in sessionStorage');
     check(await page.getByRole('button', { name: 'Sign out' }).isVisible(), 'a sign-out button shows');
+    const who = await page.locator('#who-name').textContent();
+    check(who === `Signed in as ${admin} (server admin)`, `the page says who signed in (${who})`);
     await checkAccessibility(page, 'the queue list');
   });
 
@@ -285,18 +283,21 @@ async function main() {
   const ref = `${entity}/${qname}`;
   await step('the create form shows a bad config beside the config field', async () => {
     const entityControl = page.getByLabel('Entity', { exact: true });
-    if (accounts) {
-      check(await entityControl.evaluate((el) => el.tagName) === 'SELECT', 'the entity is a drop-down');
-      await entityControl.selectOption(entity);
-      const hint = await page.locator(`#${await entityControl.getAttribute('id')}-hint`).textContent();
-      check(/shared/i.test(hint), `choosing a team says the queue is shared (hint: ${hint})`);
-    } else {
-      await entityControl.fill(entity);
-    }
+    check(await entityControl.evaluate((el) => el.tagName) === 'SELECT', 'the entity is a drop-down');
+    const entities = await entityControl.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    check(JSON.stringify(entities) === JSON.stringify([admin, team]),
+      `the entities are the user and their team (${entities})`);
+    const hintOf = async () => page.locator(`#${await entityControl.getAttribute('id')}-hint`).textContent();
+    check(/private/i.test(await hintOf()), `the user's own name makes a private queue (hint: ${await hintOf()})`);
+    await entityControl.selectOption(entity);
+    check(/shared/i.test(await hintOf()), `a team makes a shared queue (hint: ${await hintOf()})`);
     await page.getByLabel('Queue name').fill(qname);
     const resource = page.getByLabel('Resource', { exact: true });
-    if (await resource.evaluate((el) => el.tagName) === 'SELECT') await resource.selectOption('local-process');
-    else await resource.fill('local-process');
+    check(await resource.evaluate((el) => el.tagName) === 'SELECT', 'the resource is a drop-down');
+    const resources = await resource.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    check(resources.includes('local-process') && resources.includes('local-container'),
+      `the resources are the server's runners (${resources})`);
+    await resource.selectOption('local-process');
     const prio = page.getByRole('switch', { name: 'Prioritization' });
     await prio.check();
     const config = page.getByLabel('Configuration (JSON or YAML)');
@@ -313,6 +314,21 @@ async function main() {
     check(await config.evaluate((el) => el === document.activeElement), 'the focus moved to the config field');
     await checkAccessibility(page, 'the create form with an error');
     await shot(page, '02-bad-config');
+    // An option the runner does not know: refused by the runner's check.
+    await config.fill('bogus: 1\n');
+    await page.getByRole('button', { name: 'Create queue' }).click();
+    await page.locator(`#${configId}-error`, { hasText: 'unknown option "bogus"' }).waitFor();
+    check(await config.evaluate((el) => el === document.activeElement), 'the focus is on the config again');
+    // A bad queue name: beside the name.
+    const nameField = page.getByLabel('Queue name');
+    await nameField.fill('bad name');
+    await page.getByRole('button', { name: 'Create queue' }).click();
+    const nameId = await nameField.getAttribute('id');
+    await page.locator(`#${nameId}-error`, { hasText: 'queue name' }).waitFor();
+    check(await nameField.getAttribute('aria-invalid') === 'true', 'the name field is marked invalid');
+    check(await nameField.evaluate((el) => el === document.activeElement), 'the focus moved to the name');
+    check(await config.getAttribute('aria-invalid') === null, 'the config is no longer marked invalid');
+    await nameField.fill(qname);
   });
 
   await step('create a queue with a YAML config and a template variable', async () => {
@@ -321,6 +337,18 @@ async function main() {
     await page.getByRole('button', { name: "Add the configuration's placeholders" }).click();
     const set = page.getByRole('group', { name: 'Template variable greeting' });
     await set.waitFor();
+    // A schema the server refuses: beside that variable's own field.
+    await set.getByLabel('Type').selectOption('integer');
+    const minimum = set.getByLabel('Minimum');
+    await minimum.fill('5');
+    await set.getByLabel('Maximum').fill('3');
+    await page.getByRole('button', { name: 'Create queue' }).click();
+    const minId = await minimum.getAttribute('id');
+    await page.locator(`#${minId}-error`, { hasText: 'above the maximum' }).waitFor();
+    check(await minimum.getAttribute('aria-invalid') === 'true', 'the minimum is marked invalid');
+    check(await minimum.evaluate((el) => el === document.activeElement), 'the focus moved to the minimum');
+    await minimum.fill('');
+    await set.getByLabel('Maximum').fill('');
     await set.getByLabel('Type').selectOption('string');
     await set.getByLabel('Allowed values').fill('hello, bonjour');
     await set.getByLabel('Default').fill('hello');
@@ -361,6 +389,7 @@ async function main() {
     itemId = await row.getAttribute('data-item');
     check(!!itemId, 'the pushed item is listed');
     check((await row.textContent()).includes('high'), 'the item carries priority high');
+    check((await row.textContent()).includes(admin), 'the item\'s author is the signed-in user');
     await shot(page, '04-queue-page');
   });
 

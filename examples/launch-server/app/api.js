@@ -19,7 +19,7 @@ export function clearApiKey() { sessionStorage.removeItem(KEY); }
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
 
-async function send(path, { method = 'GET', body } = {}) {
+async function send(path, { method = 'GET', body, quiet = false } = {}) {
   const headers = { Accept: 'application/json' };
   const key = apiKey();
   if (key) headers.Authorization = `Bearer ${key}`;
@@ -44,14 +44,15 @@ async function send(path, { method = 'GET', body } = {}) {
       }
     } catch { /* a body that is not JSON: the status says it */ }
     const err = new ApiError(res.status, code, message, field);
-    if (res.status === 401) onUnauthorized(err);
+    if (res.status === 401 && !quiet) onUnauthorized(err);
     throw err;
   }
   return res;
 }
 
-export async function get(path) {
-  const res = await send(path);
+// `quiet`: a 401 is the caller's to handle (signing in), not a sign-out.
+export async function get(path, { quiet = false } = {}) {
+  const res = await send(path, { quiet });
   return res.status === 204 ? null : res.json();
 }
 

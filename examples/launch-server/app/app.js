@@ -6,8 +6,10 @@ import { queueView } from './queue.js';
 import { itemView } from './item.js';
 import { agentsView } from './agents.js';
 
-// Who the key belongs to (GET /me), or null when the server has no accounts.
+// Who the key belongs to (GET /me). A server without accounts answers
+// kind "none" and no entities (an older one has no /me: null).
 export const session = { me: null };
+export const hasAccounts = () => !!session.me && session.me.kind !== 'none';
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -23,8 +25,8 @@ function showWho() {
   const who = document.getElementById('who');
   who.hidden = !api.apiKey();
   const me = session.me;
-  document.getElementById('who-name').textContent = me
-    ? `Signed in as ${me.name}${me.admin ? ' (admin)' : ''}` : 'Signed in';
+  document.getElementById('who-name').textContent = me && me.name
+    ? `Signed in as ${me.name}${me.admin ? ' (server admin)' : ''}` : 'Signed in';
 }
 
 // Replaces the page with `nodes`, titles it and moves focus to its heading.
@@ -57,7 +59,7 @@ function signIn(message) {
     }
     api.setApiKey(key);
     try {
-      await loadMe();
+      await loadMe({ quiet: true });
     } catch (e) {
       api.clearApiKey();
       f.setError(e.status === 401 ? `The server refused this key: ${e.message}` : e.message);
@@ -73,9 +75,9 @@ function signIn(message) {
   input.focus();
 }
 
-async function loadMe() {
+async function loadMe({ quiet = false } = {}) {
   try {
-    session.me = await api.get('/me');
+    session.me = await api.get('/me', { quiet });
   } catch (e) {
     // A server without accounts has no /me: it takes any key.
     if (e.status === 404) session.me = null;
@@ -143,9 +145,11 @@ window.addEventListener('hashchange', route);
 (async () => {
   if (api.apiKey()) {
     try {
-      await loadMe();
+      await loadMe({ quiet: true });
     } catch (e) {
-      if (e.status !== 401) api.clearApiKey();
+      api.clearApiKey();
+      signIn(e.status === 401 ? `Signed out: ${e.message}` : e.message);
+      return;
     }
   }
   route();

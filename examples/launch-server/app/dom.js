@@ -25,11 +25,17 @@ let uid = 0;
 export const newId = (base) => `${base}-${++uid}`;
 
 // Says `message` through the page's live region.
+let announceTimer = null;
 export function announce(message) {
   const s = document.getElementById('status');
   s.textContent = '';
-  // A fresh text node, so the same message twice is read twice.
-  setTimeout(() => { s.textContent = message; }, 30);
+  clearTimeout(announceTimer);
+  // A fresh text node, so the same message twice is read twice; gone after
+  // a while, so an old message never stands beside a new page.
+  announceTimer = setTimeout(() => {
+    s.textContent = message;
+    announceTimer = setTimeout(() => { s.textContent = ''; }, 8000);
+  }, 30);
 }
 
 // A labelled control with a hint and a place for its error:

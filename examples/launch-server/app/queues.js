@@ -1,7 +1,7 @@
 // #/queues: the queue list and the form that creates a queue.
 import * as api from './api.js';
 import { h, field, select, announce, newId } from './dom.js';
-import { render, session } from './app.js';
+import { render, session, hasAccounts } from './app.js';
 
 async function counts(ref) {
   const [pending, running] = await Promise.all(['pending', 'running'].map((state) =>
@@ -58,7 +58,10 @@ function variableRow(onRemove, preset = {}) {
   relabel();
   remove.addEventListener('click', () => onRemove(row));
   const fields = [name, type, min, max, en, def, desc];
+  const byKey = { type, minimum: min, maximum: max, enum: en, default: def, description: desc };
   const row = {
+    // The control of a schema key ("default"), for the server's errors.
+    fieldFor: (key) => byKey[key] ?? name,
     el: set,
     first: name.control,
     name: () => name.control.value.trim(),
@@ -93,11 +96,24 @@ function variableRow(onRemove, preset = {}) {
   return row;
 }
 
+// The field a refusal of a new queue concerns: the error's own `field`,
+// else what its message starts with ("queue name ...", "entity ...",
+// "template variable "X": default ..."); "" for the configuration.
+export function errorField(e) {
+  if (e.field) return e.field;
+  const m = e.message;
+  if (/^queue name "/.test(m)) return 'name';
+  if (/^entity "/.test(m)) return 'entity';
+  const v = /template variable "([^"]+)": (minimum|maximum|default|enum value)?/.exec(m);
+  if (v) return `template_variables.${v[1]}${v[2] ? `.${v[2] === 'enum value' ? 'enum' : v[2]}` : ''}`;
+  return '';
+}
+
 function createForm(resources, onCreated) {
   const me = session.me;
   // The entity: the signed-in user and their teams. A server without
   // accounts (no /me) takes any entity name.
-  const entities = me ? me.entities : [];
+  const entities = hasAccounts() ? me.entities ?? [] : [];
   const entityControl = entities.length
     ? select(entities.map((e) => [e.name, e.kind === 'user' ? `${e.name} (you)` : `${e.name} (team, ${e.role})`]), { required: true })
     : h('input', { type: 'text', required: true, spellcheck: 'false' });
@@ -209,8 +225,10 @@ function createForm(resources, onCreated) {
       onCreated(created);
     } catch (e) {
       if (e.status === 401) return;
-      const key = (e.field ?? '').split(/[.[]/)[0];
-      if (key === 'template_variables') showVars(e.message);
+      const [key, varName, varKey] = errorField(e).split('.');
+      const row = key === 'template_variables' && rows.find((r) => r.name() === varName);
+      if (row) show(row.fieldFor(varKey), e.message);
+      else if (key === 'template_variables') showVars(e.message);
       else show(byField[key] ?? config, e.message);
     } finally {
       submit.disabled = false;
@@ -228,7 +246,7 @@ export async function queuesView() {
     }),
   ]);
   const tally = await Promise.all(queues.map((qd) => counts(`${qd.entity}/${qd.name}`)));
-  const notice = session.me ? null : h('p', { class: 'notice' },
+  const notice = hasAccounts() ? null : h('p', { class: 'notice' },
     'This server has no accounts: any entity name may be given.');
   render('Queues', [
     h('h1', {}, 'Queues'),
