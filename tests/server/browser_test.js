@@ -159,6 +159,41 @@ async function accessibilityProblems(page) {
       prev = l;
     }
     if (!document.querySelector('[role=status], [aria-live]')) problems.push('no live region');
+    // Text contrast (WCAG 2 AA: 4.5:1, 3:1 for large text) against the
+    // first opaque background behind it.
+    const rgba = (c) => {
+      const m = /rgba?\(([^)]+)\)/.exec(c);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
+      return { r, g, b, a };
+    };
+    const lum = ({ r, g, b }) => {
+      const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = rgba(getComputedStyle(e).backgroundColor);
+        if (c && c.a >= 1) return c;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    const seen = new Set();
+    for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+      const el = t.parentElement;
+      if (!t.textContent.trim() || !el || seen.has(el)) continue;
+      seen.add(el);
+      const cs = getComputedStyle(el);
+      if (!el.getClientRects().length || cs.visibility === 'hidden') continue;
+      if (el.closest('button:disabled')) continue;
+      const fg = rgba(cs.color), bg = background(el);
+      const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      const size = parseFloat(cs.fontSize), bold = Number(cs.fontWeight) >= 700;
+      const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+      if (ratio < need) problems.push(`contrast ${ratio.toFixed(2)} < ${need} for "${t.textContent.trim().slice(0, 30)}"`);
+    }
     return problems;
   });
   return [...bad, ...dom];
@@ -239,11 +274,13 @@ async function main() {
     const probe = await context.newPage();
     await probe.setContent('<html><head><title>probe</title></head><body><h1>a</h1><h3>b</h3>' +
       '<input id="x"><select><option>1</option></select><button></button><img src="data:,">' +
-      '<p aria-describedby="gone">c</p></body></html>');
+      '<p aria-describedby="gone">c</p><p id="grey">faint</p></body></html>');
+    await probe.addStyleTag({ content: '#grey { color: #bbbbbb; }' });
     const found = (await accessibilityProblems(probe)).join('\n');
     await probe.close();
     for (const want of ['lang', 'input#x has no label', 'select#? has no label', 'a button has no name',
-      'has no alt', 'missing #gone', 'heading h3 follows h1', 'no live region', 'textbox without a name']) {
+      'has no alt', 'missing #gone', 'heading h3 follows h1', 'no live region', 'textbox without a name',
+      'for "faint"']) {
       check(found.includes(want), `the check reports "${want}" (it said: ${found})`);
     }
   });
@@ -270,13 +307,22 @@ async function main() {
       check(await input.getAttribute('aria-invalid') === 'true', 'the key field is marked invalid');
     }
     await input.fill(key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await input.press('Enter');  // the keyboard submits the form
     await page.getByRole('heading', { level: 1, name: 'Queues' }).waitFor();
     check(await page.evaluate(() => sessionStorage.getItem('launch.apiKey')) === key, 'the key is kept in sessionStorage');
     check(await page.getByRole('button', { name: 'Sign out' }).isVisible(), 'a sign-out button shows');
     const who = await page.locator('#who-name').textContent();
     check(who === `Signed in as ${admin} (server admin)`, `the page says who signed in (${who})`);
     await checkAccessibility(page, 'the queue list');
+    // The keyboard reaches the controls in order, and the focus shows.
+    await page.keyboard.press('Tab');
+    const focus = await page.evaluate(() => {
+      const el = document.activeElement;
+      const cs = getComputedStyle(el);
+      return { tag: el.tagName, text: el.textContent.trim(), outline: cs.outlineStyle, width: cs.outlineWidth };
+    });
+    check(focus.tag !== 'BODY' && focus.outline !== 'none' && focus.width !== '0px',
+      `Tab moves to a control with a visible focus ring (${JSON.stringify(focus)})`);
   });
 
   const qname = 'app-queue';
@@ -433,13 +479,22 @@ async function main() {
     await shot(page, '06-cancelled');
   });
 
+  await step('the queue list shows the queue and its counts', async () => {
+    await page.getByRole('link', { name: 'Queues', exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: 'Queues' }).waitFor();
+    const row = page.locator('tbody tr', { hasText: qname });
+    const cells = await row.locator('td').allTextContents();
+    check(JSON.stringify(cells) === JSON.stringify([entity, qname, 'local-process', '0', '0']),
+      `the row is entity, name, resource, pending, running (${cells})`);
+  });
+
   await step('the agents page lists the agent', async () => {
-    await page.getByRole('link', { name: 'Agents' }).click();
+    await page.getByRole('link', { name: 'Agents', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'Agents' }).waitFor();
     const row = page.locator('tbody tr', { hasText: ref });
     await row.waitFor();
     check(/polling|running/.test(await row.textContent()), 'the agent is polling or running');
-    check(await page.getByRole('link', { name: 'Agents' }).getAttribute('aria-current') === 'page', 'the nav marks the page');
+    check(await page.getByRole('link', { name: 'Agents', exact: true }).getAttribute('aria-current') === 'page', 'the nav marks the page');
     await checkAccessibility(page, 'the agents page');
     await shot(page, '07-agents');
   });

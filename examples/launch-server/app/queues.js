@@ -136,7 +136,7 @@ function createForm(resources, onCreated) {
   const prio = field('Prioritization', h('input', { type: 'checkbox', role: 'switch' }),
     { inline: true, hint: 'On: jobs carry a priority (critical, high, medium, low) and run in that order.' });
   const config = field('Configuration (JSON or YAML)', h('textarea', { rows: 10, spellcheck: 'false' }),
-    { hint: 'The runner\'s settings. {{name}} is a template variable, filled in when a job is pushed.' });
+    { hint: 'The runner\'s settings. {{name}} is a template variable, filled in when a job is pushed; in YAML, quote a value that holds one: "{{name}}".' });
   const varsBox = h('div');
   const varsError = h('p', { class: 'error', id: newId('vars-error'), hidden: true });
   const rows = [];
