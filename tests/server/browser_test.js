@@ -159,6 +159,10 @@ async function accessibilityProblems(page) {
       prev = l;
     }
     if (!document.querySelector('[role=status], [aria-live]')) problems.push('no live region');
+    // A value the code failed to turn into text.
+    for (const w of document.body.innerText.split(/\s+/)) {
+      if (w === 'null' || w === 'undefined' || w === 'NaN' || w.includes('[object')) problems.push(`the page shows "${w}"`);
+    }
     // Text contrast (WCAG 2 AA: 4.5:1, 3:1 for large text) against the
     // first opaque background behind it.
     const rgba = (c) => {
@@ -274,13 +278,13 @@ async function main() {
     const probe = await context.newPage();
     await probe.setContent('<html><head><title>probe</title></head><body><h1>a</h1><h3>b</h3>' +
       '<input id="x"><select><option>1</option></select><button></button><img src="data:,">' +
-      '<p aria-describedby="gone">c</p><p id="grey">faint</p></body></html>');
+      '<p aria-describedby="gone">c</p><p id="grey">faint</p><p>undefined</p></body></html>');
     await probe.addStyleTag({ content: '#grey { color: #bbbbbb; }' });
     const found = (await accessibilityProblems(probe)).join('\n');
     await probe.close();
     for (const want of ['lang', 'input#x has no label', 'select#? has no label', 'a button has no name',
       'has no alt', 'missing #gone', 'heading h3 follows h1', 'no live region', 'textbox without a name',
-      'for "faint"']) {
+      'for "faint"', 'the page shows "undefined"']) {
       check(found.includes(want), `the check reports "${want}" (it said: ${found})`);
     }
   });

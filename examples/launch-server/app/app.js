@@ -31,7 +31,7 @@ function showWho() {
 
 // Replaces the page with `nodes`, titles it and moves focus to its heading.
 export function render(title, nodes, { focus = true } = {}) {
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
   document.title = `${title} · Launch`;
   const h1 = main.querySelector('h1');
   if (h1 && focus) {
