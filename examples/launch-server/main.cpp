@@ -62,6 +62,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--tls-cert", options.tls_cert, "PEM certificate chain: serve HTTPS");
   app.add_option("--tls-key", options.tls_key, "PEM private key of --tls-cert");
+  app.add_option("--request-read-seconds", options.request_read_seconds,
+                 "how long a request may take to arrive")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_option("--threads", options.threads, "threads serving requests")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();

@@ -86,6 +86,7 @@ class EventHub {
 struct Shared {
   std::shared_ptr<api::Service> service;
   EventHub hub;
+  int request_read_seconds = api::kRequestReadSeconds;
 };
 
 template <class Stream>
@@ -137,7 +138,7 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
     // The first request of a connection, and each after it, must arrive
     // whole within this; an idle keep-alive connection is closed after it.
     beast::get_lowest_layer(stream_).expires_after(
-        std::chrono::seconds(requests_ == 0 ? api::kRequestReadSeconds
+        std::chrono::seconds(requests_ == 0 ? shared_->request_read_seconds
                                             : api::kIdleConnectionSeconds));
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
@@ -395,6 +396,7 @@ Server::Server(std::shared_ptr<api::Service> service, Options options)
     : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   impl_->shared->service = std::move(service);
+  impl_->shared->request_read_seconds = std::max(1, impl_->options.request_read_seconds);
   Shared* shared = impl_->shared.get();
   // A store with wake-ups of its own (SQLite, PostgreSQL) tells of new work
   // however it came (watch_store); the Service's "work" would say it twice.

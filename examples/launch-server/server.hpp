@@ -19,6 +19,9 @@ struct Options {
   std::string tls_cert;                   // PEM chain; with tls_key: HTTPS
   std::string tls_key;
   int threads = 8;
+  // How long a request may take to arrive (api::kRequestReadSeconds);
+  // tests shorten it.
+  int request_read_seconds = launch::api::kRequestReadSeconds;
 };
 
 class Server {

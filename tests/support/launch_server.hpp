@@ -59,8 +59,12 @@ class LaunchServer {
   // Serves `store_uri`; over HTTPS with `ca`'s server certificate when given.
   // Unless `init` is false, the store gets its first user first (`launch-server
   // init --admin admin --team team`), whose key admin_key() holds.
-  explicit LaunchServer(std::string store_uri, const TestCa* ca = nullptr, bool init = true)
-      : store_uri_(std::move(store_uri)), ca_(ca), dir_("launch-test-server") {
+  explicit LaunchServer(std::string store_uri, const TestCa* ca = nullptr, bool init = true,
+                        std::vector<std::string> extra_args = {})
+      : store_uri_(std::move(store_uri)),
+        ca_(ca),
+        dir_("launch-test-server"),
+        extra_args_(std::move(extra_args)) {
     if (init) admin_key_ = init_store(store_uri_, "admin", "team");
     start("127.0.0.1:0");
   }
@@ -127,6 +131,7 @@ class LaunchServer {
     if (ca_) {
       argv.insert(argv.end(), {"--tls-cert", ca_->cert_file(), "--tls-key", ca_->key_file()});
     }
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     std::string out = dir_.path() + "/out", err = dir_.path() + "/err";
     // A restart may find the port still held for a moment by the dying one.
     for (int attempt = 0; attempt < 50; ++attempt) {
@@ -161,6 +166,7 @@ class LaunchServer {
   std::unique_ptr<Child> child_;
   std::string url_;
   std::string admin_key_;
+  std::vector<std::string> extra_args_;
 };
 
 }  // namespace launch_test
