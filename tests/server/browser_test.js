@@ -30,6 +30,7 @@ function args() {
   }
   for (const k of ['server', 'agent', 'cli', 'modules', 'artifacts']) {
     if (!out[k]) throw new Error(`missing --${k}`);
+    out[k] = path.resolve(out[k]);
   }
   return out;
 }
@@ -527,7 +528,23 @@ async function cleanup() {
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }
 
-main().then(async () => {
+// A run never outlives its budget, and a stop from outside (ctest's
+// timeout, ^C) still ends the server, the agent and the browser.
+const DEADLINE_MS = 300000;
+const deadline = setTimeout(async () => {
+  log(`FAILED: still running after ${DEADLINE_MS / 1000} s`);
+  await cleanup();
+  process.exit(1);
+}, DEADLINE_MS);
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, async () => {
+    log(`FAILED: stopped by ${sig}`);
+    await cleanup();
+    process.exit(1);
+  });
+}
+
+main().finally(() => clearTimeout(deadline)).then(async () => {
   await cleanup();
   log(`${passed} checks passed`);
   process.stdout.write(`browser: ${passed} passed, 0 failed\n`);
