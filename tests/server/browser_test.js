@@ -477,6 +477,27 @@ async function main() {
       'a reload stays signed in');
   });
 
+  await step('the log is followed while the job runs', async () => {
+    await page.getByLabel('Job name').fill('live');
+    await page.getByLabel('Command').fill('sh -c "echo first-line; sleep 4; echo second-line"');
+    await page.getByRole('button', { name: 'Push job' }).click();
+    const row = page.locator('tbody tr', { hasText: 'live' });
+    await row.waitFor();
+    const id = await row.getAttribute('data-item');
+    await page.getByRole('link', { name: id, exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: `Item ${id}` }).waitFor();
+    await page.locator('#log', { hasText: 'first-line' }).waitFor({ timeout: 60000 });
+    const mid = await page.locator('#log').textContent();
+    check(!mid.includes('second-line'), `the first line shows before the job ends (${JSON.stringify(mid)})`);
+    check(await page.locator('dd .state-running').count() === 1, 'the item is running meanwhile');
+    await page.locator('#log-status', { hasText: 'complete' }).waitFor({ timeout: 30000 });
+    const text = await page.locator('#log').textContent();
+    check(text === 'first-line\nsecond-line\n', `each piece is read once, in order (${JSON.stringify(text)})`);
+    await page.locator('dd .state-finished').waitFor({ timeout: 5000 });
+    await page.goBack();
+    await page.getByRole('heading', { level: 1, name: `Queue ${ref}` }).waitFor();
+  });
+
   await step('cancel a running job', async () => {
     await page.getByLabel('Job name').fill('sleeper');
     await page.getByLabel('Command').fill('sleep 120');

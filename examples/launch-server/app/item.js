@@ -70,6 +70,8 @@ export async function itemView(id) {
       }
       offset = chunk.next;
       complete = chunk.complete;
+      // A complete log means the item ended: show that now, not a tick later.
+      if (complete && !TERMINAL.has(item.state)) refresh();
       logStatus.textContent = complete
         ? `The log is complete (${offset} bytes).`
         : `Following the log (${offset} bytes so far)…`;
