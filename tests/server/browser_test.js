@@ -256,10 +256,11 @@ async function main() {
   const consoleErrors = [];
   page.on('console', (msg) => {
     if (msg.type() === 'error' || msg.type() === 'warning') {
-      // What the browser logs for the 400 and 401 answers this test provokes
-      // (a refused key, a bad config) is its report of that status; any
+      // What the browser logs for the 400, 401 and 403 answers this test
+      // provokes (a bad config, a refused key, a member's create) is its
+      // report of that status; any
       // other error or warning fails the test.
-      if (/^Failed to load resource: the server responded with a status of (400|401)/.test(msg.text())) return;
+      if (/^Failed to load resource: the server responded with a status of (400|401|403)/.test(msg.text())) return;
       consoleErrors.push(`${msg.type()}: ${msg.text()}`);
     }
   });
@@ -529,6 +530,56 @@ async function main() {
     check(await page.getByRole('link', { name: 'Agents', exact: true }).getAttribute('aria-current') === 'page', 'the nav marks the page');
     await checkAccessibility(page, 'the agents page');
     await shot(page, '07-agents');
+  });
+
+  await step('a team member sees the team queue but may not create one there', async () => {
+    // bob, a member (not an admin) of the team, made by the admin over the API.
+    const asAdmin = async (method, route, body) => {
+      const res = await fetch(`${url}/api/v1${route}`, {
+        method, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const text = await res.text();
+      check(res.ok, `${method} ${route}: ${res.status} ${text}`);
+      return text ? JSON.parse(text) : null;
+    };
+    await asAdmin('POST', '/users', { name: 'bob' });
+    await asAdmin('PUT', `/teams/${team}/members/bob`, { role: 'member' });
+    const bobKey = (await asAdmin('POST', '/keys', { user: 'bob' })).key;
+    const bob = await context.browser().newContext();
+    const bobPage = await bob.newPage();
+    bobPage.setDefaultTimeout(STEP_MS);
+    bobPage.on('pageerror', (err) => consoleErrors.push(`page error (bob): ${err.message}`));
+    try {
+      await bobPage.goto(`${url}/`);
+      await bobPage.getByLabel('API key').fill(bobKey);
+      await bobPage.getByLabel('API key').press('Enter');
+      await bobPage.getByRole('heading', { level: 1, name: 'Queues' }).waitFor();
+      check(await bobPage.locator('#who-name').textContent() === 'Signed in as bob', 'bob is signed in');
+      check(await bobPage.locator('tbody tr', { hasText: qname }).count() === 1, 'bob sees the team queue');
+      const entityControl = bobPage.getByLabel('Entity', { exact: true });
+      const options = await entityControl.locator('option').allTextContents();
+      check(JSON.stringify(options) === JSON.stringify(['bob (you)', `${team} (team, member)`]),
+        `bob's entities are his name and his team (${options})`);
+      await entityControl.selectOption(team);
+      await bobPage.getByLabel('Queue name').fill('bobs-queue');
+      await bobPage.getByLabel('Resource', { exact: true }).selectOption('local-process');
+      await bobPage.getByRole('button', { name: 'Create queue' }).click();
+      const err = bobPage.locator(`#${await entityControl.getAttribute('id')}-error`);
+      await err.waitFor({ state: 'visible' });
+      check(/may not create/.test(await err.textContent()), `the refusal is beside the entity (${await err.textContent()})`);
+      check(await entityControl.evaluate((el) => el === document.activeElement), 'the focus moved to the entity');
+      await shot(bobPage, '08-member-refused');
+      // His own name: a private queue, which he may create.
+      await entityControl.selectOption('bob');
+      await bobPage.getByRole('button', { name: 'Create queue' }).click();
+      await bobPage.getByRole('heading', { level: 1, name: 'Queue bob/bobs-queue' }).waitFor();
+    } catch (e) {
+      await shot(bobPage, 'failure-bob').catch(() => {});
+      throw e;
+    } finally {
+      await bob.close();
+    }
   });
 
   await step('an unknown route and signing out', async () => {

@@ -97,10 +97,12 @@ function variableRow(onRemove, preset = {}) {
 }
 
 // The field a refusal of a new queue concerns: the error's own `field`,
-// else what its message starts with ("queue name ...", "entity ...",
+// the entity for a 403, else what its message starts with ("queue name ...", "entity ...",
 // "template variable "X": default ..."); "" for the configuration.
 export function errorField(e) {
   if (e.field) return e.field;
+  // Who may create a queue depends on its entity alone.
+  if (e.status === 403) return 'entity';
   const m = e.message;
   if (/^queue name "/.test(m)) return 'name';
   if (/^entity "/.test(m)) return 'entity';
@@ -132,6 +134,8 @@ function createForm(resources, onCreated) {
   const resourceControl = resources
     ? select(resources.map((r) => [r, r]), { required: true })
     : h('input', { type: 'text', required: true, value: 'local-process' });
+  // The runner that needs nothing set up is the first choice shown.
+  if (resources && resources.includes('local-process')) resourceControl.value = 'local-process';
   const resource = field('Resource', resourceControl, { hint: 'The runner that runs this queue\'s jobs.' });
   const prio = field('Prioritization', h('input', { type: 'checkbox', role: 'switch' }),
     { inline: true, hint: 'On: jobs carry a priority (critical, high, medium, low) and run in that order.' });
