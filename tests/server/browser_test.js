@@ -562,6 +562,8 @@ async function main() {
       check(JSON.stringify(options) === JSON.stringify(['bob (you)', `${team} (team, member)`]),
         `bob's entities are his name and his team (${options})`);
       await entityControl.selectOption(team);
+      const hint = await bobPage.locator(`#${await entityControl.getAttribute('id')}-hint`).textContent();
+      check(/only the team's admins/i.test(hint), `a member is told who may create team queues (${hint})`);
       await bobPage.getByLabel('Queue name').fill('bobs-queue');
       await bobPage.getByLabel('Resource', { exact: true }).selectOption('local-process');
       await bobPage.getByRole('button', { name: 'Create queue' }).click();

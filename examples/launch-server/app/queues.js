@@ -125,7 +125,8 @@ function createForm(resources, onCreated) {
     if (!e) return;
     entity.hint.textContent = e.kind === 'user'
       ? `Your own name: a private queue, only you (and admins) see and use it.`
-      : `Team ${e.name}: a queue shared with every member of the team.`;
+      : `Team ${e.name}: a queue shared with every member of the team.${e.role === 'member'
+        ? ' Only the team\'s admins may create one.' : ''}`;
   };
   entityControl.addEventListener('change', explain);
   explain();
