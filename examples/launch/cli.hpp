@@ -79,6 +79,9 @@ int push(Context& ctx, const PushOptions& opts);
 int list(Context& ctx, const ListOptions& opts);
 int show(Context& ctx, const std::string& item_id);
 int logs(Context& ctx, const std::string& item_id, bool follow);
+// Checks `key` against the server of ctx's URI (http:// or https://), then
+// stores it for that server (launch/api.hpp: store_api_key).
+int login(Context& ctx, const std::string& key);
 int cancel(Context& ctx, const std::string& item_id);
 int wait(Context& ctx, const std::string& item_id, double timeout_seconds);
 int agents(Context& ctx);

@@ -356,48 +356,47 @@ int wait(Context& ctx, const std::string& item_id, double timeout_seconds) {
 
 namespace {
 
-// One log file, read from where the last read stopped. Opened when it
-// appears (the agent creates it when the run starts).
+// One of an item's logs, read through the transport from where the last
+// read stopped (a local file, or a launch server's copy).
 class LogTail {
  public:
-  LogTail(std::string path, std::string stream, FILE* out)
-      : path_(std::move(path)), stream_(std::move(stream)), out_(out) {}
-  ~LogTail() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  LogTail(const LogTail&) = delete;
-  LogTail& operator=(const LogTail&) = delete;
+  LogTail(launch::Transport& t, std::string item_id, std::string stream, FILE* out)
+      : t_(t), item_id_(std::move(item_id)), stream_(std::move(stream)), out_(out) {}
 
   // Copies what is new; with `json`, as one JSON line per chunk on stdout.
   void drain(bool json) {
-    if (fd_ < 0) fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) return;
-    char buf[65536];
     for (;;) {
-      ssize_t n = ::read(fd_, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
+      launch::Transport::LogChunk chunk = t_.read_log(item_id_, stream_, offset_);
+      if (chunk.data.empty()) break;
+      offset_ = chunk.next_offset;
       if (json) {
         std::string line = "{\"stream\":" + json_string(stream_) +
-                           ",\"text\":" + json_string(std::string(buf, static_cast<std::size_t>(n))) + "}\n";
+                           ",\"text\":" + json_string(chunk.data) + "}\n";
         std::fwrite(line.data(), 1, line.size(), stdout);
       } else {
-        std::fwrite(buf, 1, static_cast<std::size_t>(n), out_);
+        std::fwrite(chunk.data.data(), 1, chunk.data.size(), out_);
       }
     }
     std::fflush(json ? stdout : out_);
   }
 
-  std::string read_all() const {
-    return is_regular_file(path_) ? read_file(path_) : std::string();
+  std::string read_all() {
+    std::string all;
+    for (;;) {
+      launch::Transport::LogChunk chunk = t_.read_log(item_id_, stream_, offset_);
+      if (chunk.data.empty()) return all;
+      offset_ = chunk.next_offset;
+      all += chunk.data;
+    }
   }
   const std::string& stream() const { return stream_; }
 
  private:
-  std::string path_;
+  launch::Transport& t_;
+  std::string item_id_;
   std::string stream_;
   FILE* out_;
-  int fd_ = -1;
+  std::uint64_t offset_ = 0;
 };
 
 }  // namespace
@@ -405,13 +404,12 @@ class LogTail {
 int logs(Context& ctx, const std::string& item_id, bool follow) {
   auto& t = ctx.transport();
   auto item = t.get(item_id);  // an unknown item is an error, not empty logs
-  std::string dir = launch::run_directory(launch::launch_home(), item.id) + "/";
-  LogTail tails[] = {{dir + "build.log", "build", stdout},
-                     {dir + "stdout.log", "stdout", stdout},
-                     {dir + "stderr.log", "stderr", stderr}};
+  LogTail tails[] = {{t, item.id, "build", stdout},
+                     {t, item.id, "stdout", stdout},
+                     {t, item.id, "stderr", stderr}};
   if (!follow && ctx.json) {
     std::string out = "{\"id\":" + json_string(item.id);
-    for (const auto& tail : tails) out += ",\"" + tail.stream() + "\":" + json_string(tail.read_all());
+    for (auto& tail : tails) out += ",\"" + tail.stream() + "\":" + json_string(tail.read_all());
     print(out + "}");
     return 0;
   }
@@ -425,6 +423,26 @@ int logs(Context& ctx, const std::string& item_id, bool follow) {
     std::this_thread::sleep_for(kPollInterval);
     item = t.get(item_id);
   }
+}
+
+// ---------------------------------------------------------------- login
+
+int login(Context& ctx, const std::string& key) {
+  std::string uri = ctx.uri_flag.empty() ? launch::default_transport_uri() : ctx.uri_flag;
+  if (uri.rfind("http://", 0) != 0 && uri.rfind("https://", 0) != 0) {
+    throw launch::Error(launch::Errc::invalid,
+                        "login: the store \"" + uri + "\" is not a launch server (give --uri "
+                        "https://HOST:PORT or set LAUNCH_QUEUE_URI)");
+  }
+  // The key is tried before it is kept: one the server refuses is not.
+  ::setenv("LAUNCH_API_KEY", key.c_str(), 1);
+  launch::open_transport(uri)->list_queues();
+  ::unsetenv("LAUNCH_API_KEY");
+  std::string server = uri.substr(0, uri.find('?'));
+  launch::api::store_api_key(server, key);
+  std::cerr << "launch: key " << key.substr(0, 11) << " stored for " << server << " in "
+            << launch::api::credentials_path() << "\n";
+  return 0;
 }
 
 // ---------------------------------------------------------------- agents

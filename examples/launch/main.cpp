@@ -137,6 +137,11 @@ int main(int argc, char** argv) {
   wait_cmd->add_option("ITEM", item_id, "Item id")->required();
   wait_cmd->add_option("--timeout", timeout, "Give up after SECONDS (exit 124)");
   auto* agents_cmd = app.add_subcommand("agents", "List registered agents");
+  std::string login_key;
+  auto* login_cmd = app.add_subcommand(
+      "login", "Store an API key for the launch server of --uri / LAUNCH_QUEUE_URI "
+               "(~/.config/launch/credentials)");
+  login_cmd->add_option("KEY", login_key, "The key (lk_...)")->required();
 
   app.allow_extras();  // after the commands, so they do not inherit it
   try {
@@ -180,6 +185,7 @@ int main(int argc, char** argv) {
     if (cancel_cmd->parsed()) return cli::cancel(ctx, item_id);
     if (wait_cmd->parsed()) return cli::wait(ctx, item_id, timeout);
     if (agents_cmd->parsed()) return cli::agents(ctx);
+    if (login_cmd->parsed()) return cli::login(ctx, login_key);
   } catch (const std::exception& e) {
     return fail(e.what(), 1);
   }

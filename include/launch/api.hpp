@@ -77,12 +77,6 @@ struct Event {
   std::string entity;  // whose queue it concerns; "" for anyone's
 };
 
-struct ServiceOptions {
-  // Where the runs' logs are read from (launch/home.hpp); "" is
-  // launch_home(). Agents on this machine write there.
-  std::string home;
-};
-
 // A caller as the Service knows it: the key's owner, or nobody when the
 // Service runs without accounts (an embedding that does its own checks).
 using Caller = std::optional<Principal>;
@@ -93,8 +87,7 @@ class LAUNCH_EXPORT Service {
   // mounted behind checks of the embedding program's own. launch-server
   // always gives one, and then every route but /health needs a key
   // (401 without one, or with a key unknown, revoked or expired).
-  explicit Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts = nullptr,
-                   ServiceOptions options = {});
+  explicit Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts = nullptr);
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 
@@ -125,9 +118,20 @@ class LAUNCH_EXPORT Service {
 
   std::shared_ptr<Transport> store_;
   std::shared_ptr<Accounts> accounts_;
-  ServiceOptions options_;
   std::function<void(const Event&)> sink_;
 };
+
+// --- API keys on the client side.
+// $XDG_CONFIG_HOME/launch/credentials, else ~/.config/launch/credentials:
+// one "SERVER_URL KEY" per line, as `launch login` writes it, mode 0600.
+LAUNCH_EXPORT std::string credentials_path();
+// The key the http(s):// transport sends to `server_url`
+// ("https://host:port"): $LAUNCH_API_KEY when set, else the one stored for
+// that server; "" for none.
+LAUNCH_EXPORT std::string api_key_for(const std::string& server_url);
+// Stores `key` for `server_url`, replacing one stored before: the file
+// written whole beside the old one, mode 0600, then renamed over it.
+LAUNCH_EXPORT void store_api_key(const std::string& server_url, const std::string& key);
 
 // The answer for a refusal: the status for `code` and the error body.
 LAUNCH_EXPORT Response error_response(Errc code, const std::string& message);

@@ -181,6 +181,21 @@ class LAUNCH_EXPORT Transport {
   // one that went quiet (see AgentStatus; lifecycle::judge_agent).
   virtual std::vector<AgentRecord> list_agents() = 0;
 
+  // --- logs. A piece of an item's log ("stdout", "stderr" or "build") from
+  // byte `offset`: at most kMaxLogChunkBytes, empty at the end (or before
+  // the run wrote anything). `next_offset` is where to read on. The
+  // default reads the run directory under launch_home() on this machine,
+  // where a local agent writes it (launch/home.hpp); http(s):// asks the
+  // server, so `launch logs -f` works from anywhere. Errc::invalid for
+  // another stream name.
+  struct LogChunk {
+    std::string data;
+    std::uint64_t next_offset = 0;
+  };
+  static constexpr std::size_t kMaxLogChunkBytes = std::size_t{1} << 20;
+  virtual LogChunk read_log(const std::string& item_id, const std::string& stream,
+                            std::uint64_t offset);
+
   // --- records: small JSON documents a launch server keeps in the store
   // beside the queues (its users, teams and API keys: launch/accounts.hpp),
   // so that a server keeps no state of its own and several servers can

@@ -3,7 +3,6 @@
 // small request bodies (an agent id, an exit code) through src/api/wire.
 #include "launch/api.hpp"
 
-#include <fstream>
 #include <map>
 #include <new>
 #include <string>
@@ -113,9 +112,6 @@ struct Refusal {
 
 [[noreturn]] void forbid(const std::string& message) { throw Refusal{403, "forbidden", message}; }
 
-// How much of a log one request returns at most.
-constexpr std::size_t kMaxLogChunkBytes = std::size_t{1} << 20;
-
 std::string principal_json(const Principal& p, const std::vector<EntityAccess>& entities) {
   json::Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
@@ -162,40 +158,20 @@ void require_method(const Request& r, const char* method) {
   }
 }
 
-// GET /items/ID/logs: a piece of the run's log file from `offset`.
-Response read_log(const QueueItem& item, const Target& t, const std::string& home) {
+// GET /items/ID/logs: a piece of the run's log from `offset`.
+Response read_log(Transport& store, const QueueItem& item, const Target& t) {
   std::string stream = query_value(t, "stream");
   if (stream.empty()) stream = "stdout";
-  if (stream != "stdout" && stream != "stderr" && stream != "build") {
-    throw Error(Errc::invalid, fmt::format("query parameter \"stream\": \"{}\" is not stdout, "
-                                           "stderr or build",
-                                           stream));
-  }
   std::string offset_text = query_value(t, "offset");
-  std::size_t offset =
+  std::uint64_t offset =
       offset_text.empty() ? 0 : wire::parse_count(offset_text, "query parameter \"offset\"");
-  std::string path = run_directory(home, item.id) + "/" + stream + ".log";
-  std::ifstream in(path, std::ios::binary);
-  std::string chunk;
-  std::size_t size = 0;
-  if (in) {
-    in.seekg(0, std::ios::end);
-    size = static_cast<std::size_t>(in.tellg());
-    if (offset < size) {
-      std::size_t n = std::min(size - offset, kMaxLogChunkBytes);
-      chunk.resize(n);
-      in.seekg(static_cast<std::streamoff>(offset));
-      in.read(&chunk[0], static_cast<std::streamsize>(n));
-      chunk.resize(static_cast<std::size_t>(in.gcount()));
-    }
-  }
-  std::size_t next = std::max(offset, std::min(size, offset + chunk.size()));
+  Transport::LogChunk chunk = store.read_log(item.id, stream, offset);
   Response res;
   res.content_type = "text/plain; charset=utf-8";
-  res.body = std::move(chunk);
-  res.headers.emplace_back("X-Log-Offset", std::to_string(next));
+  res.headers.emplace_back("X-Log-Offset", std::to_string(chunk.next_offset));
   res.headers.emplace_back("X-Log-Complete",
-                           is_terminal(item.state) && next >= size ? "true" : "false");
+                           is_terminal(item.state) && chunk.data.empty() ? "true" : "false");
+  res.body = std::move(chunk.data);
   return res;
 }
 
@@ -221,9 +197,8 @@ Response error_response(Errc code, const std::string& message) {
   return r;
 }
 
-Service::Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts,
-                 ServiceOptions options)
-    : store_(std::move(store)), accounts_(std::move(accounts)), options_(std::move(options)) {
+Service::Service(std::shared_ptr<Transport> store, std::shared_ptr<Accounts> accounts)
+    : store_(std::move(store)), accounts_(std::move(accounts)) {
   if (!store_) throw Error(Errc::invalid, "api::Service: no store");
 }
 
@@ -410,7 +385,7 @@ Response Service::dispatch(const Request& r) const {
         } else if (k == "agent_id") {
           f.agent_id = v;
         } else if (k == "limit") {
-          f.limit = wire::parse_count(v, "query parameter \"limit\"");
+          f.limit = static_cast<std::size_t>(wire::parse_count(v, "query parameter \"limit\""));
         } else {
           throw Error(Errc::invalid, fmt::format("query parameter \"{}\" is not known here", k));
         }
@@ -438,7 +413,7 @@ Response Service::dispatch(const Request& r) const {
     const std::string& verb = p[2];
     if (verb == "logs") {
       require_method(r, "GET");
-      return read_log(visible_item(id), t, options_.home.empty() ? launch_home() : options_.home);
+      return read_log(s, visible_item(id), t);
     }
     require_method(r, "POST");
     QueueItem before = visible_item(id);

@@ -218,12 +218,13 @@ std::vector<std::string> array_elements(const std::string& body, const std::stri
   return out;
 }
 
-std::size_t parse_count(const std::string& text, const std::string& what) {
-  if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) {
+std::uint64_t parse_count(const std::string& text, const std::string& what) {
+  if (text.empty() || text.size() > 18 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
     throw Error(Errc::invalid,
-                fmt::format("{}: \"{}\" is not a count (0 to 999999999)", what, text));
+                fmt::format("{}: \"{}\" is not a count (0 to 18 digits)", what, text));
   }
-  return static_cast<std::size_t>(std::stoul(text));
+  return static_cast<std::uint64_t>(std::stoull(text));
 }
 
 const char* to_string(RequeueReason why) { return util::enum_name(kReasons, why, "released"); }

@@ -7,6 +7,7 @@
 #define LAUNCH_SRC_API_WIRE_HPP
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -65,7 +66,7 @@ int moved_from_body(const std::string& body);
 std::vector<std::string> array_elements(const std::string& body, const std::string& what);
 
 // A non-negative decimal count (a query's limit), refused naming `what`.
-std::size_t parse_count(const std::string& text, const std::string& what);
+std::uint64_t parse_count(const std::string& text, const std::string& what);
 
 const char* to_string(RequeueReason why);
 RequeueReason parse_requeue_reason(const std::string& text);

@@ -3,7 +3,9 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
+#include <fstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -47,6 +49,29 @@ bool Transport::replace_record(const std::string&, const std::string&, const std
 bool Transport::delete_record(const std::string&, const std::string&) { no_records(*this); }
 std::vector<std::pair<std::string, std::string>> Transport::list_records(const std::string&) {
   no_records(*this);
+}
+
+Transport::LogChunk Transport::read_log(const std::string& item_id, const std::string& stream,
+                                        std::uint64_t offset) {
+  if (stream != "stdout" && stream != "stderr" && stream != "build") {
+    throw Error(Errc::invalid,
+                fmt::format("log stream \"{}\": expected stdout, stderr or build", stream));
+  }
+  LogChunk out;
+  out.next_offset = offset;
+  std::string path = run_directory(launch_home(), item_id) + "/" + stream + ".log";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return out;  // not written yet
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<std::uint64_t>(in.tellg());
+  if (offset >= size) return out;
+  std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size - offset, kMaxLogChunkBytes));
+  out.data.resize(n);
+  in.seekg(static_cast<std::streamoff>(offset));
+  in.read(&out.data[0], static_cast<std::streamsize>(n));
+  out.data.resize(static_cast<std::size_t>(in.gcount()));
+  out.next_offset = offset + out.data.size();
+  return out;
 }
 
 bool Transport::wait_for_work(std::chrono::milliseconds timeout) {

@@ -7,8 +7,9 @@
 //   http://HOST:PORT[/BASE][?ca=/path/ca.pem]
 //
 // `ca` (or $LAUNCH_CA_FILE) is the CA bundle that signed an https server's
-// certificate; without it the system's store is trusted. $LAUNCH_API_KEY,
-// when set, is sent as a bearer token.
+// certificate; without it the system's store is trusted. The API key is
+// api::api_key_for(the server): $LAUNCH_API_KEY, else what `launch login`
+// stored.
 //
 // Wake-ups: notify_fd() is an eventfd fed by the server's event stream
 // (GET /api/v1/events, server-sent events), read by a thread started on the
@@ -94,9 +95,8 @@ class HttpTransport final : public Transport {
     // Every agent call is a POST: a fresh connection (and TLS handshake)
     // for each would cost more than the call. See ClientOptions.
     options_.reuse_connection_for_post = true;
-    if (const char* key = std::getenv("LAUNCH_API_KEY"); key && *key) {
-      auth_ = std::make_shared<http::BearerAuth>(key);
-    }
+    std::string key = api::api_key_for(server_.base);
+    if (!key.empty()) auth_ = std::make_shared<http::BearerAuth>(key);
     // As every built-in transport does at open: a killed agent's items
     // come back after their lease even when no agent runs.
     expire_leases();
@@ -242,6 +242,20 @@ class HttpTransport final : public Transport {
     return out;
   }
 
+  LogChunk read_log(const std::string& item_id, const std::string& stream,
+                    std::uint64_t offset) override {
+    std::string path = item_path(item_id) + "/logs?stream=" + util::percent_encode(stream) +
+                       "&offset=" + std::to_string(offset);
+    http::Response res = exchange("GET", path, "");
+    LogChunk out;
+    out.data = std::move(res.body);
+    out.next_offset = offset + out.data.size();
+    if (auto next = res.headers.get("X-Log-Offset")) {
+      out.next_offset = wire::parse_count(*next, "X-Log-Offset");
+    }
+    return out;
+  }
+
   // --- wake-ups
   int notify_fd() override {
     std::unique_lock<std::mutex> lock(events_mu_);
@@ -287,9 +301,10 @@ class HttpTransport final : public Transport {
     return r;
   }
 
-  // One request on a client of the pool; the answer's body, or the Error
-  // the server's refusal stands for.
-  std::string call(const std::string& method, const std::string& path, const std::string& body) {
+  // One request on a client of the pool; the answer, or the Error the
+  // server's refusal stands for.
+  http::Response exchange(const std::string& method, const std::string& path,
+                          const std::string& body) {
     std::unique_ptr<http::Client> client = take_client();
     http::Response res;
     try {
@@ -299,7 +314,10 @@ class HttpTransport final : public Transport {
     }
     give_back(std::move(client));
     if (res.status >= 400) throw wire::error_from_body(res.status, res.body);
-    return res.body;
+    return res;
+  }
+  std::string call(const std::string& method, const std::string& path, const std::string& body) {
+    return exchange(method, path, body).body;
   }
 
   std::unique_ptr<http::Client> take_client() {
