@@ -167,7 +167,7 @@ export async function queueView(entity, qname) {
   const tbody = h('tbody');
   const empty = h('p', {}, 'No items yet.');
   const table = h('table', {},
-    h('caption', { class: 'hint' }, 'Items, newest first'),
+    h('caption', { class: 'hint' }, 'Items, newest first (the latest 200)'),
     h('thead', {}, h('tr', {}, ['Item', 'Name', 'State', 'Priority', 'Author', 'Age', 'Actions']
       .map((t) => h('th', { scope: 'col' }, t)))),
     tbody);
