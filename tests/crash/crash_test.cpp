@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -45,6 +46,9 @@
 #include "launch/transport.hpp"
 #include "pg_support.hpp"
 #include "support/temp_dir.hpp"
+#ifdef LAUNCH_SERVER_BINARY
+#include "support/launch_server.hpp"
+#endif
 
 extern char** environ;
 
@@ -72,7 +76,9 @@ struct Options {
   std::chrono::milliseconds kill_every{200};
   std::chrono::seconds deadline{600};
   AgentKind agent = AgentKind::launch_agent;
-  bool restart_server = false;
+  // Called once, when half the jobs have ended: the store's server is
+  // stopped hard and started again (PostgreSQL, or a launch server).
+  std::function<void()> restart_server;
 };
 
 struct KillRecord {
@@ -339,7 +345,7 @@ class Run {
       }
       if (opt.restart_server && o_.server_restarts == 0 &&
           terminal >= opt.producers * opt.jobs_per_producer / 2) {
-        launch_test::restart_server(1000);
+        opt.restart_server();
         ++o_.server_restarts;
       }
       if (clock_type::now() >= next_kill) {
@@ -556,12 +562,39 @@ TEST_CASE("crash: sqlite:// — agents SIGKILLed throughout; every item ends exa
 TEST_CASE("crash: postgres:// — agents SIGKILLed, server restarted; every item ends once") {
   launch_test::FreshDatabase db;
   Options opt;
-  opt.restart_server = true;
+  opt.restart_server = [] { launch_test::restart_server(1000); };
   Run run(db.uri(), opt);
   Outcome o = run.go();
   check_holds("postgres", o);
   CHECK(o.server_restarts == 1);
 }
+
+#ifdef LAUNCH_SERVER_BINARY
+// Through a launch server on PostgreSQL: producers and agents are its
+// clients, agents are SIGKILLed throughout and the launch server itself is
+// SIGKILLed once and started again on its port.
+static void crash_through_server(const char* name, const launch_test::TestCa* ca) {
+  launch_test::FreshDatabase db;
+  launch_test::LaunchServer server(db.uri(), ca);
+  ::setenv("LAUNCH_API_KEY", server.admin_key().c_str(), 1);
+  Options opt;
+  opt.restart_server = [&server] { server.restart(); };
+  Run run(server.transport_uri(), opt);
+  Outcome o = run.go();
+  ::unsetenv("LAUNCH_API_KEY");
+  check_holds(name, o);
+  CHECK(o.server_restarts == 1);
+}
+
+TEST_CASE("crash: http:// — agents SIGKILLed, the launch server killed and restarted") {
+  crash_through_server("http", nullptr);
+}
+
+TEST_CASE("crash: https:// — the same over TLS, with a CA made for the test") {
+  launch_test::TestCa ca;
+  crash_through_server("https", &ca);
+}
+#endif
 
 // The harness at the broken-agent runs' size, with the real agent: nothing
 // to report, so what the broken runs report comes from their agent.
