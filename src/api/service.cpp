@@ -406,6 +406,17 @@ Response Service::dispatch(const Request& r) const {
       }
       require_method(r, "POST");
       QueueDef q = queue_from_json(r.body);
+      // A queue is for a runner this server knows (the agents that serve it
+      // are built from the same library; a custom runner is registered here
+      // too, or the queue is made on the store directly).
+      auto runners = runner_names();
+      if (std::find(runners.begin(), runners.end(), q.resource) == runners.end()) {
+        std::string known;
+        for (const auto& n : runners) known += (known.empty() ? "" : ", ") + n;
+        throw Error(Errc::invalid, fmt::format("field \"resource\": \"{}\" is not a runner "
+                                               "this server knows ({})",
+                                               q.resource, known));
+      }
       // A server admin may make queues for any name (an entity to come, a
       // migration); anyone else only for an entity that exists.
       if (accounts_ && caller && !caller->admin) {
@@ -594,6 +605,9 @@ Response Service::dispatch(const Request& r) const {
                                                "path names agent \"{}\"",
                                                agent.id, p[1]));
       }
+      // A service account's agent works for its team, whatever it calls
+      // itself (launch-agent names the OS user when given no -e).
+      if (caller && caller->kind == Principal::Kind::service_account) agent.entity = caller->team;
       if (accounts_ && caller) {
         if (!agent.entity.empty()) {
           require(caller, Action::work, agent.entity,

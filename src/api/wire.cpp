@@ -54,6 +54,21 @@ void require_present(const json::Value& obj, const char* key, const std::string&
 
 }  // namespace
 
+std::string field_of(const std::string& message) {
+  static const std::regex named("field \"([^\"]+)\"");
+  static const std::regex variable("template variable \"([^\"]+)\"(?:: (minimum|maximum|enum|default|type|description))?");
+  std::smatch m;
+  if (std::regex_search(message, m, named)) return m[1].str();
+  if (std::regex_search(message, m, variable)) {
+    return "template_variables." + m[1].str() + (m[2].matched ? "." + m[2].str() : "");
+  }
+  if (message.find("queue name") != std::string::npos) return "name";
+  if (message.find("entity") != std::string::npos) return "entity";
+  if (message.find("config") != std::string::npos) return "config";
+  if (message.find("resource") != std::string::npos) return "resource";
+  return "";
+}
+
 const char* errc_name(Errc code) { return util::enum_name(kErrcNames, code, "internal"); }
 
 std::string error_body(Errc code, const std::string& message) {
@@ -61,18 +76,13 @@ std::string error_body(Errc code, const std::string& message) {
 }
 
 std::string error_body_named(const std::string& code, const std::string& message) {
-  static const std::regex field_re("field \"([^\"]+)\"");
   json::Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
   json::Value e(rapidjson::kObjectType);
   e.AddMember("code", json::str(code, a), a);
   e.AddMember("message", json::str(message, a), a);
-  std::smatch m;
-  if (std::regex_search(message, m, field_re)) {
-    e.AddMember("field", json::str(m[1].str(), a), a);
-  } else {
-    e.AddMember("field", json::Value(), a);
-  }
+  std::string field = field_of(message);
+  e.AddMember("field", field.empty() ? json::Value() : json::str(field, a), a);
   d.AddMember("error", e, a);
   return json::dump(d);
 }

@@ -20,9 +20,14 @@ namespace launch {
 namespace api {
 namespace wire {
 
-// {"error": {"code", "message", "field"}}; `field` is the field the message
-// names (`field "x"`, `missing field "x"`), else null.
+// {"error": {"code", "message", "field"}}; `field` is field_of(message),
+// null for none.
 std::string error_body(Errc code, const std::string& message);
+// The field a refusal's message is about, for a form to show it beside:
+// `field "x"` names it; else a template variable ("template_variables.NAME"
+// or ".NAME.KEY"), the queue's name, entity, config or resource; "" when
+// the message names none.
+std::string field_of(const std::string& message);
 // The same with a code outside Errc: "unauthenticated" (401), "forbidden"
 // (403).
 std::string error_body_named(const std::string& code, const std::string& message);

@@ -287,3 +287,23 @@ TEST_CASE("api: an event stream wakes a remote agent's transport, and shows only
   CHECK(seen.find("\"queue\":\"carol/mine\"") != std::string::npos);
   CHECK(seen.find("team/q") == std::string::npos);
 }
+
+TEST_CASE("api: a refused queue names the field it concerns, for a form to show it there") {
+  Served s;
+  auto field_of = [&](const std::string& body) {
+    Answer a = s.api.call("POST", "/queues", s.key, body);
+    CAPTURE(a.body);
+    CHECK(a.status == 400);
+    auto d = a.json();
+    const auto& f = d["error"]["field"];
+    return f.IsString() ? std::string(f.GetString()) : std::string("(null)");
+  };
+  CHECK(field_of(R"({"entity":"team","name":"bad name","resource":"local-process"})") == "name");
+  CHECK(field_of(R"({"entity":"team","name":"q","resource":"nope"})") == "resource");
+  CHECK(field_of(R"({"entity":"team","name":"q","resource":"local-process","config":"a: [1"})") ==
+        "config");
+  CHECK(field_of(R"({"entity":"team","name":"q","resource":"local-process",)"
+                 R"("template_variables":{"n":{"type":"integer","minimum":5,"maximum":1}}})")
+            .rfind("template_variables.n", 0) == 0);
+  CHECK(field_of(R"({"entity":"bad entity","name":"q","resource":"local-process"})") == "entity");
+}
