@@ -12,6 +12,7 @@
 
 #include "launch/error.hpp"
 #include "util/sha256.hpp"
+#include "util/url.hpp"
 
 namespace launch {
 namespace http {
@@ -250,20 +251,13 @@ SigV4Result finish(const std::string& canonical_request, const std::string& date
 }  // namespace
 
 std::string aws_uri_encode(const std::string& text, bool keep_slash) {
-  static const char* digits = "0123456789ABCDEF";
+  if (!keep_slash) return util::percent_encode(text);
   std::string out;
-  out.reserve(text.size());
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' ||
-        (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += digits[c >> 4];
-      out += digits[c & 15];
-    }
+  std::size_t start = 0;
+  for (std::size_t slash; (slash = text.find('/', start)) != std::string::npos; start = slash + 1) {
+    out += util::percent_encode(text.substr(start, slash - start)) + "/";
   }
-  return out;
+  return out + util::percent_encode(text.substr(start));
 }
 
 SigV4Options s3_sigv4_options(const std::string& region) {
