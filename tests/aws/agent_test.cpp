@@ -10,21 +10,12 @@
 #include "aws_server.hpp"
 #include "launch/features.h"
 #include "launch/launch.hpp"
+#include "support/prebuilt_builder.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace launch;
 
 namespace {
-
-// Jobs that bring their own image in a registry SageMaker pulls from:
-// nothing to build, nothing to pull locally.
-struct PrebuiltBuilder : Builder {
-  BuildResult build(const BuildRequest& r) override {
-    BuildResult b;
-    b.image = r.item.spec.source.image;
-    return b;
-  }
-};
 
 struct Harness {
   aws_test::WithKeys env;
@@ -34,9 +25,7 @@ struct Harness {
   std::unique_ptr<Agent> agent;
 
   explicit Harness(const std::string& builder = "test-prebuilt") {
-    register_builder("test-prebuilt", [](const BuilderConfig&) {
-      return std::make_unique<PrebuiltBuilder>();
-    });
+    launch_test::register_prebuilt_builder();
     QueueDef q;
     q.entity = "ml";
     q.name = "sm";

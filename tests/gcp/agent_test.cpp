@@ -10,21 +10,12 @@
 
 #include "gcp_server.hpp"
 #include "launch/launch.hpp"
+#include "support/prebuilt_builder.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace launch;
 
 namespace {
-
-// Jobs that bring their own image in a registry Vertex pulls from:
-// nothing to build, nothing to pull locally.
-struct PrebuiltBuilder : Builder {
-  BuildResult build(const BuildRequest& r) override {
-    BuildResult b;
-    b.image = r.item.spec.source.image;
-    return b;
-  }
-};
 
 struct Harness {
   gcp_test::WithServiceAccount env;
@@ -33,9 +24,7 @@ struct Harness {
   std::unique_ptr<Agent> agent;
 
   Harness() {
-    register_builder("test-prebuilt", [](const BuilderConfig&) {
-      return std::make_unique<PrebuiltBuilder>();
-    });
+    launch_test::register_prebuilt_builder();
     QueueDef q;
     q.entity = "ml";
     q.name = "vx";

@@ -12,19 +12,12 @@
 #include "kube_server.hpp"
 #include "launch/features.h"
 #include "launch/launch.hpp"
+#include "support/prebuilt_builder.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace launch;
 
 namespace {
-
-struct PrebuiltBuilder : Builder {
-  BuildResult build(const BuildRequest& r) override {
-    BuildResult b;
-    b.image = r.item.spec.source.image;
-    return b;
-  }
-};
 
 struct Harness {
   launch_test::TempDir home{"launch-kube-agent"};
@@ -40,9 +33,7 @@ struct Harness {
   explicit Harness(const std::string& builder = "test-prebuilt", const std::string& config = kConfig,
                    const std::map<std::string, TemplateVariable>& vars = {}) {
     std::ofstream(kubeconfig) << kube_test::Server::get().kubeconfig();
-    register_builder("test-prebuilt", [](const BuilderConfig&) {
-      return std::make_unique<PrebuiltBuilder>();
-    });
+    launch_test::register_prebuilt_builder();
     QueueDef q;
     q.entity = "ml";
     q.name = "k8s";
