@@ -181,6 +181,9 @@ class Session : public EventStream, public std::enable_shared_from_this<Session<
       }
       return start_events();
     }
+    // Prometheus looks at /metrics by default: the API's metrics route.
+    if (path == "/metrics") target = std::string(api::kPrefix) + target;
+    path = target.substr(0, target.find('?'));
     if (path.compare(0, 5, "/api/") != 0 && path != "/api") {
       return serve_asset(req.method(), path, req.keep_alive());
     }

@@ -112,6 +112,12 @@ class LAUNCH_EXPORT Service {
   // membership made through this Service takes effect at once, one made
   // through another server of the same store within that time.
   bool authenticate(const std::string& authorization, Caller* caller, Response* refusal) const;
+  // The Prometheus text (GET /api/v1/metrics, and /metrics on
+  // launch-server; server admins only): items not yet ended by queue and
+  // state, agents by status, requests answered by method and status, and
+  // the wait from push to claim for claims made through this Service.
+  std::string metrics() const;
+
   // Whether `caller` may see events about `entity`'s queues.
   bool may_see(const Caller& caller, const std::string& entity) const;
 
@@ -128,6 +134,7 @@ class LAUNCH_EXPORT Service {
   // The entity of an item's queue (an item never moves), remembered.
   std::string item_entity(const std::string& item_id) const;
   void remember_entity(const QueueItem& item) const;
+  void observe_claim(const QueueItem& item) const;
 
   std::shared_ptr<Transport> store_;
   std::shared_ptr<Accounts> accounts_;

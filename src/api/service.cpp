@@ -9,6 +9,7 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <vector>
 #include <string>
 #include <vector>
 
@@ -209,6 +210,14 @@ struct Service::Caches {
   // "kind/name/team|action|entity" -> decision, until when
   std::unordered_map<std::string, std::pair<Accounts::Decision, Clock::time_point>> decisions;
   std::unordered_map<std::string, std::string> item_entities;
+  // For /metrics.
+  std::map<std::pair<std::string, int>, std::uint64_t> requests;  // (method, status)
+  struct Histogram {
+    std::vector<double> bounds = {0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300, 3600};
+    std::vector<std::uint64_t> counts = std::vector<std::uint64_t>(11, 0);
+    std::uint64_t count = 0;
+    double sum = 0;
+  } claim_wait;
   void forget_accounts() {
     std::lock_guard<std::mutex> lock(mu);
     keys.clear();
@@ -330,20 +339,97 @@ void Service::emit(const std::string& type, const std::string& data,
 }
 
 Response Service::handle(const Request& request) const {
+  Response r;
   try {
-    return dispatch(request);
+    r = dispatch(request);
   } catch (const Refusal& e) {
-    Response r;
     r.status = e.status;
     r.body = wire::error_body_named(e.code, e.message);
-    return r;
   } catch (const Error& e) {
-    return error_response(e.code(), e.what());
+    r = error_response(e.code(), e.what());
   } catch (const std::bad_alloc&) {
-    return error_response(Errc::io, "out of memory");
+    r = error_response(Errc::io, "out of memory");
   } catch (const std::exception& e) {
-    return error_response(Errc::internal, e.what());
+    r = error_response(Errc::internal, e.what());
   }
+  {
+    // Only the methods the API knows, so a client cannot grow the table.
+    static const char* const kMethods[] = {"GET", "POST", "PUT", "DELETE"};
+    std::string method = "other";
+    for (const char* m : kMethods) {
+      if (request.method == m) method = m;
+    }
+    std::lock_guard<std::mutex> lock(caches_->mu);
+    ++caches_->requests[{method, r.status}];
+  }
+  return r;
+}
+
+void Service::observe_claim(const QueueItem& item) const {
+  double seconds = std::max<std::int64_t>(0, now_ms() - item.created_at) / 1000.0;
+  std::lock_guard<std::mutex> lock(caches_->mu);
+  auto& h = caches_->claim_wait;
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    if (seconds <= h.bounds[i]) ++h.counts[i];
+  }
+  ++h.count;
+  h.sum += seconds;
+}
+
+std::string Service::metrics() const {
+  std::string out;
+  auto label = [](const std::string& v) {
+    std::string e;
+    for (char c : v) {
+      if (c == '\\' || c == '"') e += '\\';
+      if (c == '\n') {
+        e += "\\n";
+        continue;
+      }
+      e += c;
+    }
+    return e;
+  };
+  out += "# HELP launch_items Items not yet ended, by queue and state.\n";
+  out += "# TYPE launch_items gauge\n";
+  for (ItemState st : {ItemState::pending, ItemState::claimed, ItemState::running,
+                       ItemState::stopping}) {
+    std::map<std::string, int> by_queue;
+    for (const auto& q : store_->list_queues()) by_queue[q.ref().str()] = 0;
+    for (const auto& it : store_->list({std::nullopt, st, "", 0})) ++by_queue[it.queue.str()];
+    for (const auto& [q, n] : by_queue) {
+      out += fmt::format("launch_items{{queue=\"{}\",state=\"{}\"}} {}\n", label(q),
+                         to_string(st), n);
+    }
+  }
+  out += "# HELP launch_agents Registered agents, by status.\n# TYPE launch_agents gauge\n";
+  std::map<std::string, int> agents;
+  for (AgentStatus st : {AgentStatus::polling, AgentStatus::running, AgentStatus::stopped,
+                         AgentStatus::lost, AgentStatus::dead}) {
+    agents[to_string(st)] = 0;
+  }
+  for (const auto& a : store_->list_agents()) ++agents[to_string(a.status)];
+  for (const auto& [st, n] : agents) {
+    out += fmt::format("launch_agents{{status=\"{}\"}} {}\n", st, n);
+  }
+  std::lock_guard<std::mutex> lock(caches_->mu);
+  out += "# HELP launch_http_requests_total API requests answered, by method and status.\n";
+  out += "# TYPE launch_http_requests_total counter\n";
+  for (const auto& [k, n] : caches_->requests) {
+    out += fmt::format("launch_http_requests_total{{method=\"{}\",code=\"{}\"}} {}\n",
+                       k.first, k.second, n);
+  }
+  const auto& h = caches_->claim_wait;
+  out += "# HELP launch_claim_wait_seconds From push to claim, for claims through this server.\n";
+  out += "# TYPE launch_claim_wait_seconds histogram\n";
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    out += fmt::format("launch_claim_wait_seconds_bucket{{le=\"{}\"}} {}\n", h.bounds[i],
+                       h.counts[i]);
+  }
+  out += fmt::format("launch_claim_wait_seconds_bucket{{le=\"+Inf\"}} {}\n", h.count);
+  out += fmt::format("launch_claim_wait_seconds_sum {}\n", h.sum);
+  out += fmt::format("launch_claim_wait_seconds_count {}\n", h.count);
+  return out;
 }
 
 Response Service::dispatch(const Request& r) const {
@@ -378,6 +464,15 @@ Response Service::dispatch(const Request& r) const {
       return ok("{\"name\":\"\",\"kind\":\"none\",\"admin\":true,\"entities\":[]}");
     }
     return ok(principal_json(*caller, accounts_->entities_of(*caller)));
+  }
+
+  if (root == "metrics" && p.size() == 1) {
+    require_method(r, "GET");
+    if (caller && !caller->admin) forbid(caller->display() + " is not a server admin");
+    Response m;
+    m.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    m.body = metrics();
+    return m;
   }
 
   if (root == "resources" && p.size() == 1) {
@@ -532,6 +627,7 @@ Response Service::dispatch(const Request& r) const {
       emit("item", item_event(fc.finished), entity);
       if (fc.next) {
         remember_entity(*fc.next);
+        observe_claim(*fc.next);
         emit("item", item_event(*fc.next), fc.next->queue.entity);
       }
       return ok(wire::finish_and_claim_body(fc));
@@ -557,6 +653,7 @@ Response Service::dispatch(const Request& r) const {
     auto item = s.claim(call.queues, call.agent_id);
     if (item) {
       remember_entity(*item);
+      observe_claim(*item);
       emit("item", item_event(*item), item->queue.entity);
     }
     return ok(wire::claim_body(item));

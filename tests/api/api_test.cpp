@@ -307,3 +307,35 @@ TEST_CASE("api: a refused queue names the field it concerns, for a form to show 
             .rfind("template_variables.n", 0) == 0);
   CHECK(field_of(R"({"entity":"bad entity","name":"q","resource":"local-process"})") == "entity");
 }
+
+TEST_CASE("api: /metrics in Prometheus' text format, for server admins") {
+  Served s;
+  REQUIRE(s.api.call("POST", "/queues", s.key,
+                     R"({"entity":"team","name":"m","resource":"local-process"})")
+              .status == 201);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(s.api.call("POST", "/queues/team/m/items", s.key,
+                       R"({"name":"j","source":{"image":"x"},"entry_point":["true"]})")
+                .status == 201);
+  }
+  REQUIRE(s.api.call("POST", "/claims", s.key, R"({"agent_id":"a","queues":["team/m"]})").status ==
+          200);
+  // launch-server answers at /metrics too, where Prometheus looks.
+  launch::http::Client client;
+  launch::http::Request r;
+  r.url = s.server.url() + "/metrics";
+  r.headers.set("Authorization", "Bearer " + s.key);
+  auto res = client.send(r, true);
+  REQUIRE(res.status == 200);
+  const std::string& m = res.body;
+  CHECK(m.find("# TYPE launch_items gauge") != std::string::npos);
+  CHECK(m.find("launch_items{queue=\"team/m\",state=\"pending\"} 2\n") != std::string::npos);
+  CHECK(m.find("launch_items{queue=\"team/m\",state=\"claimed\"} 1\n") != std::string::npos);
+  CHECK(m.find("launch_claim_wait_seconds_count 1\n") != std::string::npos);
+  CHECK(m.find("launch_http_requests_total{method=\"POST\",code=\"201\"} 4\n") !=
+        std::string::npos);
+  CHECK(m.find("launch_agents{status=\"polling\"} 0\n") != std::string::npos);
+  REQUIRE(s.api.call("POST", "/users", s.key, R"({"name":"u"})").status == 201);
+  CHECK(s.api.call("GET", "/metrics", s.api.key_for_user(s.key, "u")).status == 403);
+  CHECK(s.api.call("GET", "/metrics", "").status == 401);
+}
