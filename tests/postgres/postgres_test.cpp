@@ -237,18 +237,23 @@ TEST_CASE("postgres: processes opening a fresh database together create the sche
     kids.add(pid);
   }
   for (int code : kids.wait_all()) CHECK(code == 0);
-  CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "2");
+  CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "3");
   CHECK(pg_exec(db.uri(), "SELECT count(*) FROM launch_schema") == "1");
 }
 
 TEST_CASE("postgres: an older schema is migrated forward; a newer one is refused") {
   FreshDatabase db;
   open_transport(db.uri());
-  // Make it look like a version-1 database: step 2 is the push keys' index.
-  pg_exec(db.uri(), "DROP INDEX launch_pushes_at; UPDATE launch_schema SET version = 1");
+  // Make it look like a version-1 database: step 2 is the push keys' index,
+  // step 3 the records table.
+  pg_exec(db.uri(),
+          "DROP INDEX launch_pushes_at; DROP TABLE launch_records; "
+          "UPDATE launch_schema SET version = 1");
   open_transport(db.uri());
-  CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "2");
+  CHECK(pg_exec(db.uri(), "SELECT version FROM launch_schema") == "3");
   CHECK(pg_exec(db.uri(), "SELECT count(*) FROM pg_indexes WHERE indexname = 'launch_pushes_at'") ==
+        "1");
+  CHECK(pg_exec(db.uri(), "SELECT count(*) FROM pg_tables WHERE tablename = 'launch_records'") ==
         "1");
 
   pg_exec(db.uri(), "UPDATE launch_schema SET version = 99");
