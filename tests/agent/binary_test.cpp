@@ -190,8 +190,9 @@ TEST_CASE("launch-agent: a second SIGTERM cancels running jobs and puts them bac
                       clean_env(home), "agent");
   wait_for([&] { return !slurp(home / "pid").empty(); });
   pid_t pgid = static_cast<pid_t>(std::stol(slurp(home / "pid")));
+  // The job's process starts before the agent records the item running.
+  wait_for([&] { return t->get(id).state == ItemState::running; });
   QueueItem before = t->get(id);
-  REQUIRE(before.state == ItemState::running);
   REQUIRE(::kill(agent->pid(), SIGTERM) == 0);
   // Two signals sent before the first is handled would be one: the second
   // goes once the agent says it is draining.
